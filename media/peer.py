@@ -1,0 +1,144 @@
+"""One participant's WebRTC connection to the server, and what it records.
+
+A :class:`ParticipantPeer` answers the participant's offer, taps every incoming track
+before decoding (:mod:`media.tap`) and writes it with a :class:`TrackRecorder` into
+its own spool directory. Frames are also offered to an optional listener, where a
+forwarder will hook in for multi-party meetings. The peer owns its recorders and the
+files until :meth:`close` returns the :class:`RecordingResult` of each track.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+
+from media.frames import EncodedFrame
+from media.recorder import SUPPORTED_CODECS, RecordingResult, TrackRecorder
+from media.sdp import SdpError, check_offer
+from media.tap import install_tap
+
+log = logging.getLogger(__name__)
+
+FrameListener = Callable[[str, EncodedFrame], None]
+StateListener = Callable[[str], None]
+
+
+
+def _codec_name(codec: RTCRtpCodecParameters) -> str:
+    return str(codec.mimeType).split("/")[-1].lower()
+
+
+def _restrict_codecs(transceiver: RTCRtpTransceiver) -> None:
+    """Negotiate only the codecs hoidong records (and their retransmission).
+
+    aiortc settles a transceiver's codecs inside ``setRemoteDescription``, before
+    ``setCodecPreferences`` could apply, so the negotiated list (aiortc's
+    ``_codecs``, pinned version) is narrowed here, before the answer is made.
+    """
+    kept = [c for c in transceiver._codecs if _codec_name(c) in SUPPORTED_CODECS]
+    payload_types = {c.payloadType for c in kept}
+    rtx = [
+        c for c in transceiver._codecs
+        if _codec_name(c) == "rtx" and int(c.parameters.get("apt", -1)) in payload_types
+    ]
+    transceiver._codecs = kept + rtx
+
+
+class ParticipantPeer:
+    def __init__(
+        self,
+        spool_dir: Path,
+        *,
+        ice_servers: list[RTCIceServer] | None = None,
+        on_frame: FrameListener | None = None,
+        on_state: StateListener | None = None,
+    ) -> None:
+        self.spool_dir = spool_dir
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or []))
+        self._recorders: dict[str, TrackRecorder] = {}
+        self._on_frame = on_frame
+        self._on_state = on_state
+        self._closed = False
+        self._answered = False
+        self._results: list[RecordingResult] = []
+
+        @self.pc.on("connectionstatechange")
+        def _state_changed() -> None:
+            if self._on_state is not None:
+                self._on_state(self.pc.connectionState)
+
+    @property
+    def recording_tracks(self) -> list[str]:
+        """Keys (``kind-mid``) of tracks that have started writing."""
+        return list(self._recorders)
+
+    async def answer(self, offer_sdp: object) -> str:
+        """Accept the participant's offer and return the answer SDP.
+
+        Raises :class:`SdpError` for an offer that is malformed, too large, carries
+        no supported codec, or comes a second time (renegotiation is not supported
+        yet: the participant reconnects instead).
+        """
+        if self._answered or self._closed:
+            raise SdpError("sdp.unexpected")
+        check_offer(offer_sdp)
+        assert isinstance(offer_sdp, str)
+        self._answered = True
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        except Exception:
+            # Parsed, but aiortc still refused it (e.g. no DTLS fingerprint, bad ICE).
+            raise SdpError("sdp.rejected") from None
+        for transceiver in self.pc.getTransceivers():
+            kind = transceiver.kind
+            if kind not in ("audio", "video"):
+                continue
+            _restrict_codecs(transceiver)
+            key = f"{kind}-{transceiver.mid}"
+            install_tap(transceiver.receiver, kind, self._sink_for(key))
+        try:
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+        except Exception:
+            raise SdpError("sdp.no_supported_codec") from None
+        local = self.pc.localDescription
+        assert local is not None
+        return str(local.sdp)
+
+    def _sink_for(self, key: str) -> Callable[[EncodedFrame], None]:
+        def sink(frame: EncodedFrame) -> None:
+            recorder = self._recorders.get(key)
+            if recorder is None:
+                if self._closed or frame.codec not in SUPPORTED_CODECS:
+                    return
+                path = self.spool_dir / f"{key}.webm"
+                recorder = self._recorders[key] = TrackRecorder(frame.kind, frame.codec, path)
+            recorder.write(frame)
+            if self._on_frame is not None:
+                self._on_frame(key, frame)
+        return sink
+
+    async def close(self) -> list[RecordingResult]:
+        """Close the connection and finish every recording (idempotent)."""
+        if self._closed:
+            return self._results
+        self._closed = True
+        try:
+            await asyncio.wait_for(self.pc.close(), timeout=10)
+        except Exception:
+            log.exception("closing a peer connection failed; recordings are finished anyway")
+        self._results = list(
+            await asyncio.gather(*(r.close() for r in self._recorders.values()))
+        )
+        return self._results

@@ -1,0 +1,160 @@
+"""Request and response bodies of the JSON API (pydantic; also the OpenAPI schemas).
+
+Times are ISO 8601 in UTC on the wire; the browser shows them in Vietnam time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from server.models import ParticipantRole, SessionKind
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(Strict):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    username: str
+    display_name: str
+    role: str
+
+
+class LoginOut(BaseModel):
+    user: UserOut
+    csrf_token: str
+
+
+class DossierIn(Strict):
+    title: Text
+    institution: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+    phase: Literal["evaluation", "appraisal"]
+
+
+class DossierOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    title: str
+    institution: str
+    phase: str
+    created_at: datetime
+
+
+class SessionIn(Strict):
+    kind: SessionKind
+    title: Text
+    scheduled_at: datetime | None = None
+    language: LanguageCode | None = Field(
+        default=None, description="Spoken language (ISO 639-1); default from settings."
+    )
+    mode: Literal["online", "hybrid"] = "online"
+
+
+class SessionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    dossier_id: str
+    kind: str
+    title: str
+    mode: str
+    language: str
+    status: str
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    created_at: datetime
+
+
+class ParticipantIn(Strict):
+    name: Name
+    role: ParticipantRole
+    email: Annotated[str, StringConstraints(
+        strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"
+    )] | None = None
+
+
+class ParticipantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    session_id: str
+    name: str
+    role: str
+    email: str | None
+    consent_at: datetime | None
+    join_url: str | None = Field(
+        default=None, description="Personal join link; returned when the participant is added."
+    )
+    camera_required: bool
+
+
+class RecordingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    participant_id: str
+    kind: str
+    codec: str
+    container: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    duration_s: float | None
+    frames: int
+    object_key: str | None
+    sha256: str | None
+    size: int | None
+    media_url: str
+
+
+class TranscriptLine(BaseModel):
+    participant_id: str
+    speaker: str
+    role: str
+    start: float
+    end: float
+    text: str
+
+
+class TranscriptOut(BaseModel):
+    session_id: str
+    status: str
+    language: str
+    model: str
+    error: dict[str, Any] | None
+    sha256: str | None
+    segments: list[TranscriptLine]
+
+
+class AuditEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    at: datetime
+    kind: str
+    session_id: str | None
+    participant_id: str | None
+    actor: str
+    data: dict[str, Any]
+
+
+class ConsentIn(Strict):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    accepted: Literal[True]
+    language: Literal["vi", "en"] = "vi"
+
+
+class ConsentOut(BaseModel):
+    participant_id: str
+    consent_at: datetime

@@ -1,0 +1,249 @@
+"""Database models: the evidence hoidong keeps, as SQLAlchemy 2.0 typed mappings.
+
+Times are stored as UTC (timezone-aware in Python, naive UTC in SQLite). Identifiers
+are random 32-character hex strings so they can be used in storage keys and URLs.
+The schema itself is created by Alembic migrations (``server/migrations``), never by
+``create_all``; the audit table is append-only, enforced by database triggers.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as naive UTC; returns them aware (tzinfo=UTC)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where UTC is required")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class StaffRole(enum.StrEnum):
+    ADMIN = "admin"
+    SECRETARY = "secretary"
+    ARCHIVIST = "archivist"
+    CHAIR = "chair"
+    REVIEWER = "reviewer"
+
+
+class SessionKind(enum.StrEnum):
+    COUNCIL_MEETING = "council_meeting"
+    TEAM_SESSION = "team_session"
+    PRELIMINARY_SURVEY = "preliminary_survey"
+    INTERVIEW = "interview"
+
+
+class SessionStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+    ARCHIVED = "archived"
+
+
+class ParticipantRole(enum.StrEnum):
+    CHAIR = "chair"
+    SECRETARY = "secretary"
+    MEMBER = "member"
+    TEAM_LEAD = "team_lead"
+    REVIEWER = "reviewer"
+    INTERVIEWEE = "interviewee"
+    INSTITUTION_REP = "institution_rep"
+    OBSERVER = "observer"
+
+
+# Council members must keep the camera on for the whole meeting (MOET letter 001).
+CAMERA_REQUIRED_ROLES = frozenset(
+    {ParticipantRole.CHAIR, ParticipantRole.SECRETARY, ParticipantRole.MEMBER}
+)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for scripts; only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class LoginSession(Base):
+    """A browser login (cookie); only the cookie value's SHA-256 is kept."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class Dossier(Base):
+    __tablename__ = "dossiers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(500))
+    institution: Mapped[str] = mapped_column(String(500), default="")
+    phase: Mapped[str] = mapped_column(String(20))  # evaluation | appraisal
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MeetingSession(Base):
+    """A session (phiên): one meeting or interview of a dossier."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    title: Mapped[str] = mapped_column(String(500))
+    mode: Mapped[str] = mapped_column(String(10), default="online")  # online | hybrid
+    language: Mapped[str] = mapped_column(String(10), default="vi")
+    status: Mapped[str] = mapped_column(String(20), default=SessionStatus.SCHEDULED)
+    scheduled_at: Mapped[datetime | None] = mapped_column(default=None)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(30))
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Consent is evidence too: when, and to exactly which text (its SHA-256).
+    consent_at: Mapped[datetime | None] = mapped_column(default=None)
+    consent_text_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    consent_language: Mapped[str | None] = mapped_column(String(5), default=None)
+
+
+class Recording(Base):
+    """One recorded track of one participant, stored in the object store."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # audio | video
+    codec: Mapped[str] = mapped_column(String(20))
+    container: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20), default="recording")  # recording|stored|failed
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    duration_s: Mapped[float | None] = mapped_column(Float, default=None)
+    frames: Mapped[int] = mapped_column(Integer, default=0)
+    object_key: Mapped[str | None] = mapped_column(String(500), default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class Transcript(Base):
+    """The merged, speaker-attributed transcript of a session."""
+
+    __tablename__ = "transcripts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|running|done|failed
+    language: Mapped[str] = mapped_column(String(10))
+    model: Mapped[str] = mapped_column(String(500), default="")
+    error_code: Mapped[str | None] = mapped_column(String(100), default=None)
+    error_detail: Mapped[str | None] = mapped_column(Text, default=None)
+    json_key: Mapped[str | None] = mapped_column(String(500), default=None)
+    json_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    vtt_key: Mapped[str | None] = mapped_column(String(500), default=None)
+    vtt_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class TranscriptSegment(Base):
+    """One line of a transcript, kept in the database for display and search."""
+
+    __tablename__ = "transcript_segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    transcript_id: Mapped[str] = mapped_column(ForeignKey("transcripts.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class AuditEvent(Base):
+    """An evidence-relevant event. Append-only: triggers refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(50), index=True)
+    dossier_id: Mapped[str | None] = mapped_column(String(32), index=True, default=None)
+    session_id: Mapped[str | None] = mapped_column(String(32), index=True, default=None)
+    participant_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    actor: Mapped[str] = mapped_column(String(100), default="")  # user:<id>, participant:<id>, system
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,224 @@
+"""Every hoidong setting, declared once: name, type, default and help text.
+
+A setting is read, in order of precedence, from an explicit override (command-line
+option or test code), from the environment variable ``HOIDONG_<NAME>`` and from its
+default. ``hoidong serve --help`` and the README's settings table are generated from
+the declarations below; ``tests/test_settings.py`` keeps the README honest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "HOIDONG_"
+
+
+class SettingsError(ValueError):
+    """A setting's value could not be parsed; the message names the setting."""
+
+
+def _setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration of one hoidong process (immutable once built)."""
+
+    data_dir: Path = _setting(
+        Path("./data"),
+        "Directory for the SQLite database, local object storage, spool and model cache.",
+    )
+    host: str = _setting("127.0.0.1", "Address `hoidong serve` listens on.")
+    port: int = _setting(8080, "TCP port `hoidong serve` listens on.")
+    public_url: str = _setting(
+        "",
+        "Base URL people reach the server at, used in join links "
+        "(empty: http://HOST:PORT).",
+    )
+    database_url: str = _setting(
+        "",
+        "SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db "
+        "(empty: SQLite file DATA_DIR/hoidong.sqlite3).",
+    )
+    secret_key: str = _setting(
+        "",
+        "Key signing join links (HS256). Empty: generated once and kept in "
+        "DATA_DIR/secret_key.",
+    )
+    admin_username: str = _setting("admin", "Name of the administrator account made on first start.")
+    admin_password: str = _setting(
+        "",
+        "Password for that account when it is first made (empty: one is generated and printed).",
+    )
+    join_link_hours: int = _setting(
+        168, "How long a participant's join link stays valid, in hours after it is issued."
+    )
+    cookie_secure: bool = _setting(
+        False, "Mark login cookies Secure (turn on whenever the server is reached over HTTPS)."
+    )
+    login_session_hours: int = _setting(12, "How long a staff login lasts, in hours.")
+    ui_language: str = _setting("vi", "Default language of the interface.", ("vi", "en"))
+    storage_backend: str = _setting(
+        "local", "Where recordings and transcripts are stored.", ("local", "minio")
+    )
+    s3_endpoint: str = _setting("", "MinIO/S3 endpoint as host:port (storage_backend=minio).")
+    s3_access_key: str = _setting("", "MinIO/S3 access key.")
+    s3_secret_key: str = _setting("", "MinIO/S3 secret key.")
+    s3_bucket: str = _setting("hoidong", "MinIO/S3 bucket (created when missing).")
+    s3_secure: bool = _setting(False, "Use HTTPS to reach MinIO/S3.")
+    s3_region: str = _setting("", "MinIO/S3 region (empty: the server's default).")
+    whisper_model: str = _setting(
+        "base",
+        "Whisper model: a bundled name (`base`, multilingual; `tiny.en`, English only) or "
+        "the path of any CTranslate2 Whisper folder (e.g. a converted PhoWhisper).",
+    )
+    whisper_compute_type: str = _setting(
+        "int8", "CTranslate2 compute type for Whisper on the CPU.", ("int8", "int8_float32", "float32")
+    )
+    whisper_cpu_threads: int = _setting(0, "Threads Whisper may use (0: the machine's cores).")
+    whisper_beam_size: int = _setting(5, "Beam size for Whisper decoding.")
+    default_language: str = _setting(
+        "vi", "Spoken language assumed for new sessions (ISO 639-1 code)."
+    )
+    transcribe_on_end: bool = _setting(
+        True, "Transcribe every participant's audio when a session ends."
+    )
+    log_level: str = _setting(
+        "INFO", "Logging level.", ("DEBUG", "INFO", "WARNING", "ERROR")
+    )
+
+    # -- derived values -------------------------------------------------------------
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'hoidong.sqlite3').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def resolved_cpu_threads(self) -> int:
+        return self.whisper_cpu_threads or (os.cpu_count() or 1)
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where recordings are written while a session is live, before upload."""
+        return self.data_dir / "spool"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``) and ``overrides``.
+
+        Overrides whose value is ``None`` are ignored, so parsed command-line options
+        can be passed straight through. Raises :class:`SettingsError` on a bad value.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if overrides.get(f.name) is not None:
+                raw: Any = overrides[f.name]
+            elif ENV_PREFIX + f.name.upper() in env:
+                raw = env[ENV_PREFIX + f.name.upper()]
+            else:
+                continue
+            values[f.name] = _coerce(f, raw)
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
+    kind = type(f.default)
+    name = ENV_PREFIX + f.name.upper()
+    if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
+        value = raw
+    elif kind is bool:
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            value = True
+        elif text in ("0", "false", "no", "off", ""):
+            value = False
+        else:
+            raise SettingsError(f"{name}: expected true/false, got {raw!r}")
+    elif kind is int:
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise SettingsError(f"{name}: expected a whole number, got {raw!r}") from None
+        if value < 0:
+            raise SettingsError(f"{name}: must not be negative, got {value}")
+    elif issubclass(kind, Path):
+        value = Path(str(raw))
+    else:
+        value = str(raw)
+    choices: tuple[str, ...] = f.metadata.get("choices", ())
+    if choices and value not in choices:
+        raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """One setting as shown to people: in ``--help`` and in the README table."""
+
+    name: str
+    env: str
+    default: str
+    help: str
+    choices: tuple[str, ...]
+    type: str
+
+
+def describe() -> list[SettingInfo]:
+    out = []
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        shown = ("true" if default else "false") if isinstance(default, bool) else str(default)
+        out.append(
+            SettingInfo(
+                name=f.name,
+                env=ENV_PREFIX + f.name.upper(),
+                default=shown,
+                help=f.metadata["help"],
+                choices=f.metadata.get("choices", ()),
+                type=type(default).__name__ if not isinstance(default, Path) else "path",
+            )
+        )
+    return out
+
+
+def markdown_table() -> str:
+    """The README's settings table (kept current by tests/test_settings.py)."""
+    lines = ["| setting | environment | default | meaning |", "| --- | --- | --- | --- |"]
+    for s in describe():
+        default = f"`{s.default}`" if s.default else "(empty)"
+        meaning = s.help.replace("|", "\\|")
+        if s.choices:
+            meaning += " One of: " + ", ".join(f"`{c}`" for c in s.choices) + "."
+        lines.append(f"| `{s.name}` | `{s.env}` | {default} | {meaning} |")
+    return "\n".join(lines) + "\n"

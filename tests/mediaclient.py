@@ -1,0 +1,88 @@
+"""A real aiortc client for tests: sends synthetic video and a tone to the server.
+
+It encodes (aiortc's own VP8/Opus encoders), so it is for a handful of seconds of
+media in tests, not for benchmarks.
+"""
+
+from __future__ import annotations
+
+import fractions
+import math
+import time
+
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from av import AudioFrame, VideoFrame
+
+SAMPLE_RATE = 48000
+SAMPLES = 960  # 20 ms
+
+
+class ToneTrack(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, freq: float = 440.0) -> None:
+        super().__init__()
+        self._pts = 0
+        self._freq = freq
+        self._start: float | None = None
+
+    async def recv(self) -> AudioFrame:
+        import asyncio
+
+        if self._start is None:
+            self._start = time.time()
+        wait = self._start + self._pts / SAMPLE_RATE - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        t = (np.arange(SAMPLES) + self._pts) / SAMPLE_RATE
+        samples = (np.sin(2 * math.pi * self._freq * t) * 8000).astype(np.int16)
+        frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        self._pts += SAMPLES
+        return frame
+
+
+class PatternTrack(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self, width: int = 320, height: int = 240, fps: int = 15) -> None:
+        super().__init__()
+        self._n = 0
+        self._size = (width, height)
+        self._fps = fps
+        self._start: float | None = None
+
+    async def recv(self) -> VideoFrame:
+        import asyncio
+
+        if self._start is None:
+            self._start = time.time()
+        wait = self._start + self._n / self._fps - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        w, h = self._size
+        img = np.zeros((h, w, 3), dtype=np.uint8)
+        img[:, (self._n * 4) % w :, 1] = 200
+        frame = VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts = self._n * (90000 // self._fps)
+        frame.time_base = fractions.Fraction(1, 90000)
+        self._n += 1
+        return frame
+
+
+async def make_offer(audio: bool = True, video: bool = True) -> RTCPeerConnection:
+    """A client peer connection with its offer set as local description."""
+    pc = RTCPeerConnection()
+    if audio:
+        pc.addTransceiver(ToneTrack(), direction="sendonly")
+    if video:
+        pc.addTransceiver(PatternTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc
+
+
+async def accept_answer(pc: RTCPeerConnection, sdp: str) -> None:
+    await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
