@@ -50,7 +50,7 @@ def _restrict_codecs(transceiver: RTCRtpTransceiver) -> None:
     payload_types = {c.payloadType for c in kept}
     rtx = [
         c for c in transceiver._codecs
-        if _codec_name(c) == "rtx" and int(c.parameters.get("apt", -1)) in payload_types
+        if _codec_name(c) == "rtx" and int(str(c.parameters.get("apt", -1))) in payload_types
     ]
     transceiver._codecs = kept + rtx
 

@@ -134,6 +134,9 @@ class TrackRecorder:
         stream: Any = None
         unwrap = 0
         prev_ts: int | None = None
+        # Packets are stamped in the RTP clock; PyAV rescales them to the stream's time
+        # base, which the WebM muxer changes (to 1/1000) when it writes the header.
+        rtp_time_base = fractions.Fraction(1, 1)
         try:
             while True:
                 frame = self._queue.get()
@@ -142,6 +145,7 @@ class TrackRecorder:
                 if container is None:
                     container, stream = self._open(frame)
                     self._first = frame
+                    rtp_time_base = fractions.Fraction(1, frame.clock_rate)
                 ts = frame.rtp_timestamp
                 if prev_ts is not None and ts < prev_ts and prev_ts - ts > _WRAP // 2:
                     unwrap += _WRAP
@@ -154,7 +158,7 @@ class TrackRecorder:
                 pts = max(pts, self._last_pts + 1)
                 packet = av.Packet(frame.data)
                 packet.pts = packet.dts = pts - self._first_pts
-                packet.time_base = stream.time_base
+                packet.time_base = rtp_time_base
                 packet.stream = stream
                 if self.kind == "video" and is_keyframe(frame.data):
                     packet.is_keyframe = True
@@ -191,7 +195,7 @@ class TrackRecorder:
         if self.kind == "video":
             size = keyframe_size(first.data)
             assert size is not None  # write() only lets a key frame start the file
-            stream = container.add_stream(_ENCODERS[self.codec], rate=30)
+            stream: Any = container.add_stream(_ENCODERS[self.codec], rate=30)
             stream.width, stream.height = size
             stream.pix_fmt = "yuv420p"
         else:

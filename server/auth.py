@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
@@ -157,7 +158,7 @@ def check_csrf(request: web.Request, ident: Identity) -> None:
         raise ApiError(403, "auth.csrf")
 
 
-IDENTITY_KEY = "hoidong.identity"
+IDENTITY_KEY: web.RequestKey[Identity | None] = web.RequestKey("identity")
 
 
 def require_staff(request: web.Request, roles: Iterable[str] | None = None) -> Identity:
@@ -166,15 +167,13 @@ def require_staff(request: web.Request, roles: Iterable[str] | None = None) -> I
     if ident is None:
         raise ApiError(401, "auth.required")
     check_csrf(request, ident)
-    if roles is not None and ident.user.role != StaffRole.ADMIN and ident.user.role not in set(roles):
+    allowed = roles is None or ident.user.role in set(roles)
+    if not allowed and ident.user.role != StaffRole.ADMIN:
         raise ApiError(403, "auth.forbidden")
     return ident
 
 
-def auth_middleware(
-    db_getter: Callable[[web.Request], Database],
-) -> Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
-              Awaitable[web.StreamResponse]]:
+def auth_middleware(db_getter: Callable[[web.Request], Database]) -> Middleware:
     @web.middleware
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -54,7 +54,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
 
 
 class StaffRole(enum.StrEnum):
@@ -207,7 +210,9 @@ class Transcript(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|running|done|failed
+    status: Mapped[str] = mapped_column(
+        String(20), default="pending"
+    )  # pending|running|done|failed
     language: Mapped[str] = mapped_column(String(10))
     model: Mapped[str] = mapped_column(String(500), default="")
     error_code: Mapped[str | None] = mapped_column(String(100), default=None)
@@ -245,5 +250,7 @@ class AuditEvent(Base):
     dossier_id: Mapped[str | None] = mapped_column(String(32), index=True, default=None)
     session_id: Mapped[str | None] = mapped_column(String(32), index=True, default=None)
     participant_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    actor: Mapped[str] = mapped_column(String(100), default="")  # user:<id>, participant:<id>, system
+    actor: Mapped[str] = mapped_column(
+        String(100), default=""
+    )  # user:<id>, participant:<id>, system
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -38,8 +38,7 @@ class Settings:
     port: int = _setting(8080, "TCP port `hoidong serve` listens on.")
     public_url: str = _setting(
         "",
-        "Base URL people reach the server at, used in join links "
-        "(empty: http://HOST:PORT).",
+        "Base URL people reach the server at, used in join links (empty: http://HOST:PORT).",
     )
     database_url: str = _setting(
         "",
@@ -48,10 +47,11 @@ class Settings:
     )
     secret_key: str = _setting(
         "",
-        "Key signing join links (HS256). Empty: generated once and kept in "
-        "DATA_DIR/secret_key.",
+        "Key signing join links (HS256). Empty: generated once and kept in DATA_DIR/secret_key.",
     )
-    admin_username: str = _setting("admin", "Name of the administrator account made on first start.")
+    admin_username: str = _setting(
+        "admin", "Name of the administrator account made on first start."
+    )
     admin_password: str = _setting(
         "",
         "Password for that account when it is first made (empty: one is generated and printed).",
@@ -79,7 +79,9 @@ class Settings:
         "the path of any CTranslate2 Whisper folder (e.g. a converted PhoWhisper).",
     )
     whisper_compute_type: str = _setting(
-        "int8", "CTranslate2 compute type for Whisper on the CPU.", ("int8", "int8_float32", "float32")
+        "int8",
+        "CTranslate2 compute type for Whisper on the CPU.",
+        ("int8", "int8_float32", "float32"),
     )
     whisper_cpu_threads: int = _setting(0, "Threads Whisper may use (0: the machine's cores).")
     whisper_beam_size: int = _setting(5, "Beam size for Whisper decoding.")
@@ -89,9 +91,7 @@ class Settings:
     transcribe_on_end: bool = _setting(
         True, "Transcribe every participant's audio when a session ends."
     )
-    log_level: str = _setting(
-        "INFO", "Logging level.", ("DEBUG", "INFO", "WARNING", "ERROR")
-    )
+    log_level: str = _setting("INFO", "Logging level.", ("DEBUG", "INFO", "WARNING", "ERROR"))
 
     # -- derived values -------------------------------------------------------------
 
@@ -128,9 +128,7 @@ class Settings:
     # -- construction ------------------------------------------------------------------
 
     @classmethod
-    def load(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``environ`` (default ``os.environ``) and ``overrides``.
 
         Overrides whose value is ``None`` are ignored, so parsed command-line options
@@ -153,7 +151,8 @@ class Settings:
 
 
 def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
-    kind = type(f.default)
+    default: Any = f.default
+    kind = type(default)
     name = ENV_PREFIX + f.name.upper()
     if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
         value = raw

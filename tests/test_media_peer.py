@@ -32,6 +32,14 @@ async def test_peer_records_audio_and_video(tmp_path: Path) -> None:
         with av.open(str(r.path)) as c:
             stream = c.streams.audio[0] if kind == "audio" else c.streams.video[0]
             assert stream.codec_context.name == ("opus" if kind == "audio" else "vp8")
+            packets = [pk for pk in c.demux(stream) if pk.pts is not None]
+            assert packets
+            # The file's own timeline must match the media's length (not the RTP clock
+            # misread in another time base).
+            last = float(packets[-1].pts * stream.time_base)
+            assert abs(last - r.duration_s) < 0.2, (kind, last, r.duration_s)
+        with av.open(str(r.path)) as c:
+            stream = c.streams.audio[0] if kind == "audio" else c.streams.video[0]
             decoded = sum(1 for _ in c.decode(stream))
             assert decoded > 0
     assert results["video"].codec == "vp8" and results["audio"].codec == "opus"

@@ -1,0 +1,171 @@
+"""Evidence API: a session's recordings (and their bytes), transcript and audit trail."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import select
+
+from server.api.framework import ApiRegistry
+from server.api.schemas import AuditEventOut, RecordingOut, TranscriptLine, TranscriptOut
+from server.api.staff import get_or_404
+from server.errors import ApiError
+from server.i18n import both
+from server.models import (
+    AuditEvent,
+    MeetingSession,
+    Participant,
+    Recording,
+    Transcript,
+    TranscriptSegment,
+)
+from server.policy import require
+from server.state import DB, STORE
+from storage import ObjectNotFound
+
+api = ApiRegistry()
+
+
+def recording_out(r: Recording) -> RecordingOut:
+    return RecordingOut.model_validate(
+        {**{c: getattr(r, c) for c in RecordingOut.model_fields if hasattr(r, c)},
+         "media_url": f"/api/recordings/{r.id}/media"}
+    )
+
+
+@api.route("GET", "/api/sessions/{session_id}/recordings", summary="A session's recordings",
+           response=list[RecordingOut])
+async def list_recordings(request: web.Request) -> list[RecordingOut]:
+    require(request, "recording.read")
+    async with request.app[DB].session() as s:
+        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
+                             "session.not_found")
+        rows = (await s.execute(
+            select(Recording).where(Recording.session_id == m.id)
+            .order_by(Recording.started_at, Recording.kind)
+        )).scalars()
+        return [recording_out(r) for r in rows]
+
+
+@api.route("GET", "/api/recordings/{recording_id}/media", summary="A recording's bytes "
+           "(WebM; HTTP range requests supported)", response=None,
+           response_content_type="video/webm")
+async def recording_media(request: web.Request) -> web.StreamResponse:
+    require(request, "recording.read")
+    async with request.app[DB].session() as s:
+        r = await get_or_404(s, Recording, request.match_info["recording_id"],
+                             "recording.not_found")
+    if r.object_key is None or r.size is None:
+        raise ApiError(404, "recording.not_stored")
+    start, end = _parse_range(request.headers.get("Range"), r.size)
+    partial = (start, end) != (0, r.size)
+    resp = web.StreamResponse(status=206 if partial else 200, headers={
+        "Content-Type": f"{r.kind}/webm",
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(end - start),
+        "ETag": f'"{r.sha256}"',
+    })
+    if partial:
+        resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{r.size}"
+    await resp.prepare(request)
+    try:
+        async for chunk in request.app[STORE].iter_chunks(r.object_key, start=start, end=end):
+            await resp.write(chunk)
+    except ObjectNotFound:
+        # Headers are gone already; cutting the body short is all that is left.
+        if request.transport is not None:
+            request.transport.close()
+        return resp
+    await resp.write_eof()
+    return resp
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int]:
+    """``bytes=a-b`` (one range) as a half-open (start, end); whole file otherwise."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return 0, size
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if first == "":
+            start, end = max(0, size - int(last)), size
+        else:
+            start = int(first)
+            end = min(size, int(last) + 1) if last else size
+    except ValueError:
+        return 0, size
+    if start >= end or start >= size:
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+@api.route("GET", "/api/sessions/{session_id}/transcript", summary="A session's "
+           "speaker-attributed transcript (status, then lines merged by time)",
+           response=TranscriptOut)
+async def get_transcript(request: web.Request) -> TranscriptOut:
+    require(request, "transcript.read")
+    async with request.app[DB].session() as s:
+        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
+                             "session.not_found")
+        t = (await s.execute(
+            select(Transcript).where(Transcript.session_id == m.id)
+            .order_by(Transcript.created_at.desc()).limit(1)
+        )).scalar_one_or_none()
+        if t is None:
+            return TranscriptOut(session_id=m.id, status="none", language=m.language, model="",
+                                 error=None, sha256=None, segments=[])
+        rows = (await s.execute(
+            select(TranscriptSegment, Participant)
+            .join(Participant, Participant.id == TranscriptSegment.participant_id)
+            .where(TranscriptSegment.transcript_id == t.id).order_by(TranscriptSegment.seq)
+        )).all()
+    error = None
+    if t.error_code:
+        error = {"code": t.error_code, "message": both(t.error_code), "detail": t.error_detail}
+    return TranscriptOut(
+        session_id=m.id, status=t.status, language=t.language, model=t.model, error=error,
+        sha256=t.json_sha256,
+        segments=[TranscriptLine(participant_id=p.id, speaker=p.name, role=p.role,
+                                 start=seg.start_s, end=seg.end_s, text=seg.text)
+                  for seg, p in rows],
+    )
+
+
+@api.route("GET", "/api/sessions/{session_id}/transcript.vtt", summary="The transcript as "
+           "WebVTT (speaker voice tags)", response=None, response_content_type="text/vtt")
+async def get_transcript_vtt(request: web.Request) -> web.Response:
+    return await _stored_transcript(request, "vtt", "text/vtt")
+
+
+@api.route("GET", "/api/sessions/{session_id}/transcript.json", summary="The stored transcript "
+           "document (format hoidong-transcript/1, with words)", response=None,
+           response_content_type="application/json")
+async def get_transcript_json(request: web.Request) -> web.Response:
+    return await _stored_transcript(request, "json", "application/json")
+
+
+async def _stored_transcript(request: web.Request, fmt: str, content_type: str) -> web.Response:
+    require(request, "transcript.read")
+    async with request.app[DB].session() as s:
+        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
+                             "session.not_found")
+        t = (await s.execute(
+            select(Transcript).where(Transcript.session_id == m.id, Transcript.status == "done")
+            .order_by(Transcript.created_at.desc()).limit(1)
+        )).scalar_one_or_none()
+    key = None if t is None else (t.vtt_key if fmt == "vtt" else t.json_key)
+    if key is None:
+        raise ApiError(404, "transcript.not_ready")
+    data = await request.app[STORE].get_bytes(key)
+    return web.Response(body=data, content_type=content_type, charset="utf-8")
+
+
+@api.route("GET", "/api/sessions/{session_id}/audit", summary="A session's audit events, "
+           "oldest first", response=list[AuditEventOut])
+async def list_audit(request: web.Request) -> list[AuditEventOut]:
+    require(request, "audit.read")
+    async with request.app[DB].session() as s:
+        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
+                             "session.not_found")
+        rows = (await s.execute(
+            select(AuditEvent).where(AuditEvent.session_id == m.id).order_by(AuditEvent.id)
+        )).scalars()
+        return [AuditEventOut.model_validate(e) for e in rows]

@@ -1,0 +1,257 @@
+"""Staff API: login, dossiers, sessions, participants, starting and ending sessions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TypeVar
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import audit, auth, jointoken
+from server.api.framework import ApiRegistry
+from server.api.schemas import (
+    DossierIn,
+    DossierOut,
+    LoginIn,
+    LoginOut,
+    ParticipantIn,
+    ParticipantOut,
+    SessionIn,
+    SessionOut,
+    UserOut,
+)
+from server.errors import ApiError
+from server.models import (
+    CAMERA_REQUIRED_ROLES,
+    Base,
+    Dossier,
+    MeetingSession,
+    Participant,
+    SessionStatus,
+    utcnow,
+)
+from server.policy import require
+from server.state import DB, LIVE, SECRET, SETTINGS, TRANSCRIPTION
+
+api = ApiRegistry()
+T = TypeVar("T", bound=Base)
+
+
+async def get_or_404(s: AsyncSession, model: type[T], ident: str, code: str) -> T:
+    row = await s.get(model, ident) if len(ident) <= 64 else None
+    if row is None:
+        raise ApiError(404, code)
+    return row
+
+
+# -- login ----------------------------------------------------------------------------
+
+@api.route("POST", "/api/login", summary="Log in (sets the login cookie)", body=LoginIn,
+           response=LoginOut, auth="none")
+async def login(request: web.Request, body: LoginIn) -> web.Response:
+    settings = request.app[SETTINGS]
+    found = await auth.login(
+        request.app[DB], body.username, body.password, settings.login_session_hours
+    )
+    if found is None:
+        raise ApiError(401, "auth.bad_credentials")
+    cookie, csrf = found
+    ident = await _identity_for_cookie(request, cookie)
+    out = LoginOut(user=UserOut.model_validate(ident.user), csrf_token=csrf)
+    resp = web.json_response(out.model_dump(mode="json"))
+    resp.set_cookie(
+        auth.COOKIE_NAME, cookie, httponly=True, samesite="Lax", secure=settings.cookie_secure,
+        max_age=settings.login_session_hours * 3600, path="/",
+    )
+    return resp
+
+
+async def _identity_for_cookie(request: web.Request, cookie: str) -> auth.Identity:
+    clone = request.clone(headers={"Cookie": f"{auth.COOKIE_NAME}={cookie}"})
+    ident = await auth.identify(request.app[DB], clone)
+    assert ident is not None
+    return ident
+
+
+@api.route("POST", "/api/logout", summary="Log out", auth="staff", response=None)
+async def logout(request: web.Request) -> web.Response:
+    auth.require_staff(request)
+    cookie = request.cookies.get(auth.COOKIE_NAME)
+    if cookie:
+        await auth.logout(request.app[DB], cookie)
+    resp = web.json_response({"ok": True})
+    resp.del_cookie(auth.COOKIE_NAME, path="/")
+    return resp
+
+
+@api.route("GET", "/api/me", summary="The logged-in staff user", response=LoginOut)
+async def me(request: web.Request) -> LoginOut:
+    ident = auth.require_staff(request)
+    return LoginOut(user=UserOut.model_validate(ident.user), csrf_token=ident.csrf_token or "")
+
+
+# -- dossiers -------------------------------------------------------------------------
+
+@api.route("POST", "/api/dossiers", summary="Create a dossier", body=DossierIn,
+           response=DossierOut, status=201)
+async def create_dossier(request: web.Request, body: DossierIn) -> DossierOut:
+    ident = require(request, "dossier.create")
+    async with request.app[DB].session() as s:
+        d = Dossier(title=body.title, institution=body.institution, phase=body.phase,
+                    created_by=ident.user.id)
+        s.add(d)
+        await s.flush()
+        audit.record(s, "dossier.created", actor=ident.actor, dossier_id=d.id,
+                     data={"title": d.title, "phase": d.phase})
+        await s.commit()
+        return DossierOut.model_validate(d)
+
+
+@api.route("GET", "/api/dossiers", summary="List dossiers", response=list[DossierOut])
+async def list_dossiers(request: web.Request) -> list[DossierOut]:
+    require(request, "dossier.read")
+    async with request.app[DB].session() as s:
+        rows = (await s.execute(select(Dossier).order_by(Dossier.created_at.desc()))).scalars()
+        return [DossierOut.model_validate(d) for d in rows]
+
+
+@api.route("GET", "/api/dossiers/{dossier_id}", summary="One dossier", response=DossierOut)
+async def get_dossier(request: web.Request) -> DossierOut:
+    require(request, "dossier.read")
+    async with request.app[DB].session() as s:
+        d = await get_or_404(s, Dossier, request.match_info["dossier_id"], "dossier.not_found")
+        return DossierOut.model_validate(d)
+
+
+# -- sessions -------------------------------------------------------------------------
+
+@api.route("POST", "/api/dossiers/{dossier_id}/sessions", summary="Create a session",
+           body=SessionIn, response=SessionOut, status=201)
+async def create_session(request: web.Request, body: SessionIn) -> SessionOut:
+    ident = require(request, "session.create")
+    settings = request.app[SETTINGS]
+    async with request.app[DB].session() as s:
+        d = await get_or_404(s, Dossier, request.match_info["dossier_id"], "dossier.not_found")
+        m = MeetingSession(
+            dossier_id=d.id, kind=body.kind.value, title=body.title, mode=body.mode,
+            language=body.language or settings.default_language, scheduled_at=body.scheduled_at,
+        )
+        s.add(m)
+        await s.flush()
+        audit.record(s, "session.created", actor=ident.actor, dossier_id=d.id, session_id=m.id,
+                     data={"kind": m.kind, "title": m.title, "language": m.language})
+        await s.commit()
+        return SessionOut.model_validate(m)
+
+
+@api.route("GET", "/api/dossiers/{dossier_id}/sessions", summary="List a dossier's sessions",
+           response=list[SessionOut])
+async def list_sessions(request: web.Request) -> list[SessionOut]:
+    require(request, "session.read")
+    async with request.app[DB].session() as s:
+        d = await get_or_404(s, Dossier, request.match_info["dossier_id"], "dossier.not_found")
+        rows = (await s.execute(
+            select(MeetingSession).where(MeetingSession.dossier_id == d.id)
+            .order_by(MeetingSession.created_at)
+        )).scalars()
+        return [SessionOut.model_validate(m) for m in rows]
+
+
+@api.route("GET", "/api/sessions/{session_id}", summary="One session", response=SessionOut)
+async def get_session(request: web.Request) -> SessionOut:
+    require(request, "session.read")
+    async with request.app[DB].session() as s:
+        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
+                             "session.not_found")
+        return SessionOut.model_validate(m)
+
+
+@api.route("POST", "/api/sessions/{session_id}/start", summary="Start a session",
+           response=SessionOut)
+async def start_session(request: web.Request) -> SessionOut:
+    ident = require(request, "session.control")
+    async with request.app[DB].session() as s:
+        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
+                             "session.not_found")
+        if m.status != SessionStatus.SCHEDULED:
+            raise ApiError(409, "session.not_scheduled", {"status": m.status})
+        m.status = SessionStatus.LIVE
+        m.started_at = utcnow()
+        audit.record(s, "session.started", actor=ident.actor, dossier_id=m.dossier_id,
+                     session_id=m.id)
+        await s.commit()
+        return SessionOut.model_validate(m)
+
+
+@api.route("POST", "/api/sessions/{session_id}/end", summary="End a session for everyone; "
+           "recordings are finished and stored before this returns, transcription follows",
+           response=SessionOut)
+async def end_session(request: web.Request) -> SessionOut:
+    ident = require(request, "session.control")
+    session_id = request.match_info["session_id"]
+    async with request.app[DB].session() as s:
+        m = await get_or_404(s, MeetingSession, session_id, "session.not_found")
+        if m.status not in (SessionStatus.SCHEDULED, SessionStatus.LIVE):
+            raise ApiError(409, "session.already_ended")
+        m.status = SessionStatus.ENDED
+        m.ended_at = utcnow()
+        m.started_at = m.started_at or m.ended_at
+        audit.record(s, "session.ended", actor=ident.actor, dossier_id=m.dossier_id,
+                     session_id=m.id)
+        await s.commit()
+    # Connections are refused from here on (status ended); close the live ones.
+    await request.app[LIVE].end_session(session_id)
+    if request.app[SETTINGS].transcribe_on_end:
+        await request.app[TRANSCRIPTION].enqueue(session_id)
+    async with request.app[DB].session() as s:
+        return SessionOut.model_validate(await s.get(MeetingSession, session_id))
+
+
+# -- participants ---------------------------------------------------------------------
+
+def participant_out(p: Participant, join_url: str | None = None) -> ParticipantOut:
+    return ParticipantOut(
+        id=p.id, session_id=p.session_id, name=p.name, role=p.role, email=p.email,
+        consent_at=p.consent_at, join_url=join_url,
+        camera_required=p.role in CAMERA_REQUIRED_ROLES,
+    )
+
+
+@api.route("POST", "/api/sessions/{session_id}/participants", summary="Invite a participant; "
+           "the response carries their personal join link", body=ParticipantIn,
+           response=ParticipantOut, status=201)
+async def add_participant(request: web.Request, body: ParticipantIn) -> ParticipantOut:
+    ident = require(request, "participant.add")
+    settings = request.app[SETTINGS]
+    async with request.app[DB].session() as s:
+        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
+                             "session.not_found")
+        if m.status not in (SessionStatus.SCHEDULED, SessionStatus.LIVE):
+            raise ApiError(409, "session.already_ended")
+        p = Participant(session_id=m.id, name=body.name, role=body.role.value, email=body.email)
+        s.add(p)
+        await s.flush()
+        audit.record(s, "participant.invited", actor=ident.actor, dossier_id=m.dossier_id,
+                     session_id=m.id, participant_id=p.id, data={"role": p.role})
+        await s.commit()
+    token = jointoken.issue(
+        request.app[SECRET], session_id=p.session_id, participant_id=p.id, role=p.role,
+        now=utcnow(), lifetime=timedelta(hours=settings.join_link_hours),
+    )
+    return participant_out(p, f"{settings.resolved_public_url}/join/{p.session_id}/{token}")
+
+
+@api.route("GET", "/api/sessions/{session_id}/participants", summary="List participants",
+           response=list[ParticipantOut])
+async def list_participants(request: web.Request) -> list[ParticipantOut]:
+    require(request, "participant.read")
+    async with request.app[DB].session() as s:
+        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
+                             "session.not_found")
+        rows = (await s.execute(
+            select(Participant).where(Participant.session_id == m.id)
+            .order_by(Participant.created_at)
+        )).scalars()
+        return [participant_out(p) for p in rows]

@@ -1,0 +1,142 @@
+"""The application factory: ``create_app(settings)``.
+
+Resources are opened and closed in ``cleanup_ctx`` in dependency order: directories
+and the signing secret, the database (migrated), the object store, the transcription
+service and finally the live-session registry, which is closed first on shutdown so
+every recording is finished and stored while the store and database are still open.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from sqlalchemy import func, select
+
+from server import auth, pages, signalling
+from server.api import evidence, join, staff
+from server.api.framework import ApiRegistry
+from server.database import Database, migrate
+from server.errors import error_middleware
+from server.live import LiveRegistry
+from server.models import StaffRole, User
+from server.settings import Settings
+from server.state import DB, LIVE, SECRET, SETTINGS, STORE, TRANSCRIPTION
+from server.transcribe import TranscriptionService
+from storage import open_store
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+VERSION = "0.1.0"
+
+
+def api_registry() -> ApiRegistry:
+    merged = ApiRegistry()
+    for module in (staff, evidence, join):
+        merged.routes.extend(module.api.routes)
+    return merged
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth.auth_middleware(lambda r: r.app[DB])],
+        client_max_size=1024 * 1024,
+    )
+    app[SETTINGS] = settings
+    aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(WEB_DIR / "templates"), autoescape=True,
+    )
+    app.cleanup_ctx.extend([_data_dirs, _database, _store, _transcription, _live])
+    registry = api_registry()
+    openapi = registry.openapi("hoidong", VERSION)
+    registry.add_to(app)
+
+    async def openapi_json(_: web.Request) -> web.Response:
+        return web.json_response(openapi)
+
+    app.router.add_get("/api/openapi.json", openapi_json)
+    app.router.add_get("/", pages.index)
+    app.router.add_get("/staff", pages.staff_page)
+    app.router.add_get("/staff/sessions/{session_id}", pages.session_page)
+    app.router.add_get("/join/{session_id}/{token}", pages.join_page)
+    app.router.add_get("/i18n/{lang}.json", pages.catalogue)
+    app.router.add_get("/ws/join", signalling.join_socket)
+    app.router.add_static("/static/", WEB_DIR / "static")
+    return app
+
+
+async def _data_dirs(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    for d in (s.data_dir, s.spool_dir, s.model_cache_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    app[SECRET] = s.secret_key or _stored_secret(s.data_dir / "secret_key")
+    yield
+
+
+def _stored_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return value
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    url = app[SETTINGS].resolved_database_url
+    await migrate(url)
+    db = Database(url)
+    app[DB] = db
+    await _bootstrap_admin(app)
+    yield
+    await db.close()
+
+
+async def _bootstrap_admin(app: web.Application) -> None:
+    """Make the first administrator when there are no users; say how to log in."""
+    s = app[SETTINGS]
+    async with app[DB].session() as session:
+        count = (await session.execute(select(func.count()).select_from(User))).scalar_one()
+    if count:
+        return
+    password = s.admin_password or secrets.token_urlsafe(12)
+    await auth.create_user(app[DB], username=s.admin_username, password=password,
+                           role=StaffRole.ADMIN, display_name="Quản trị viên")
+    shown = "(from HOIDONG_ADMIN_PASSWORD)" if s.admin_password else password
+    print(f"hoidong: log in at {s.resolved_public_url}/staff as {s.admin_username!r}, "
+          f"password {shown}", flush=True)
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    store = open_store(
+        s.storage_backend, local_root=s.storage_dir, s3_endpoint=s.s3_endpoint,
+        s3_access_key=s.s3_access_key, s3_secret_key=s.s3_secret_key, s3_bucket=s.s3_bucket,
+        s3_secure=s.s3_secure, s3_region=s.s3_region or None,
+    )
+    app[STORE] = store
+    yield
+    await store.close()
+
+
+async def _transcription(app: web.Application) -> AsyncIterator[None]:
+    service = TranscriptionService(app[DB], app[STORE], app[SETTINGS])
+    app[TRANSCRIPTION] = service
+    await service.start()
+    yield
+    await service.close()
+
+
+async def _live(app: web.Application) -> AsyncIterator[None]:
+    registry = LiveRegistry(app[DB], app[STORE], app[SETTINGS])
+    app[LIVE] = registry
+    yield
+    await registry.shutdown()

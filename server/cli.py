@@ -1,0 +1,174 @@
+"""The ``hoidong`` command: serve, migrate, user create, token create, settings.
+
+``hoidong serve --help`` lists every setting with its environment variable and
+default; options given on the command line win over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import getpass
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from server.settings import Settings, SettingsError, describe, markdown_table
+
+
+def _add_setting_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (each also read from its environment variable)")
+    for info in describe():
+        flag = "--" + info.name.replace("_", "-")
+        help_text = f"{info.help} [env {info.env}; default: {info.default or '(empty)'}]"
+        if info.type == "bool":
+            group.add_argument(flag, dest=info.name, default=None,
+                               action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            group.add_argument(flag, dest=info.name, default=None, metavar=info.name.upper(),
+                               choices=list(info.choices) or None, help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hoidong",
+        description="Online meeting and interview evidence service for education quality "
+                    "accreditation (KĐCLGD).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server (migrates the database first)")
+    _add_setting_options(serve)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    _add_setting_options(migrate)
+
+    user = sub.add_parser("user", help="manage staff accounts")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    create = user_sub.add_parser("create", help="create a staff account")
+    create.add_argument("--username", required=True)
+    create.add_argument("--role", required=True,
+                        choices=["admin", "secretary", "archivist", "chair", "reviewer"])
+    create.add_argument("--display-name", default="")
+    create.add_argument("--password", default=None,
+                        help="password (default: ask; with --generate-password, generate one)")
+    create.add_argument("--generate-password", action="store_true")
+    _add_setting_options(create)
+
+    token = sub.add_parser("token", help="manage API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    tcreate = token_sub.add_parser("create", help="create a bearer token for a user (printed once)")
+    tcreate.add_argument("--user", required=True, help="username")
+    tcreate.add_argument("--name", default="", help="what the token is for")
+    _add_setting_options(tcreate)
+
+    settings = sub.add_parser("settings", help="list every setting")
+    settings.add_argument("--markdown", action="store_true", help="as the README's table")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    names = {f.name for f in dataclasses.fields(Settings)}
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k in names}
+    return Settings.load(**overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "settings":
+        if args.markdown:
+            sys.stdout.write(markdown_table())
+        else:
+            for info in describe():
+                print(f"{info.env:32} {info.default or '(empty)':24} {info.help}")
+        return 0
+    try:
+        settings = settings_from(args)
+    except SettingsError as exc:
+        print(f"hoidong: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "migrate":
+        from server.database import migrate_sync
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate_sync(settings.resolved_database_url)
+        print("hoidong: database is up to date")
+        return 0
+    if args.command == "user":
+        return asyncio.run(_create_user(settings, args))
+    if args.command == "token":
+        return asyncio.run(_create_token(settings, args))
+    return 2  # pragma: no cover - argparse enforces the commands
+
+
+def _serve(settings: Settings) -> int:
+    from aiohttp import web
+
+    from server.app import create_app
+
+    print(f"hoidong: serving on http://{settings.host}:{settings.port} "
+          f"(data in {Path(settings.data_dir).resolve()})", flush=True)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+async def _open_db(settings: Settings) -> Any:
+    from server.database import Database, migrate
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await migrate(settings.resolved_database_url)
+    return Database(settings.resolved_database_url)
+
+
+async def _create_user(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import IntegrityError
+
+    from server.auth import create_user
+
+    password = args.password
+    if password is None and args.generate_password:
+        password = secrets.token_urlsafe(12)
+        print(f"password: {password}")
+    elif password is None:
+        password = getpass.getpass("password: ")
+    if len(password) < 8:
+        print("hoidong: the password must be at least 8 characters", file=sys.stderr)
+        return 2
+    db = await _open_db(settings)
+    try:
+        user = await create_user(db, username=args.username, password=password,
+                                 role=args.role, display_name=args.display_name)
+    except IntegrityError:
+        print(f"hoidong: user {args.username!r} exists already", file=sys.stderr)
+        return 1
+    finally:
+        await db.close()
+    print(f"created {user.role} {user.username!r} ({user.id})")
+    return 0
+
+
+async def _create_token(settings: Settings, args: argparse.Namespace) -> int:
+    from server.auth import create_api_token
+
+    db = await _open_db(settings)
+    try:
+        token = await create_api_token(db, username=args.user, name=args.name)
+    except LookupError:
+        print(f"hoidong: no user {args.user!r}", file=sys.stderr)
+        return 1
+    finally:
+        await db.close()
+    print(token)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,230 @@
+"""Live sessions: who is connected, their peers, and storing what they recorded.
+
+The :class:`LiveRegistry` owns every :class:`Connection` (a participant's WebSocket
+plus media peer). When a connection ends — the participant leaves, the network
+fails, the session ends or the server shuts down — its recordings are finished,
+uploaded to the object store with their SHA-256, entered in the database and
+audited. A spool file is deleted only after the store has confirmed it and the
+database row is committed; if the upload fails the file stays in the spool and the
+row says so, so nothing recorded is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from media.peer import ParticipantPeer
+from media.recorder import RecordingResult
+from server import audit
+from server.database import Database
+from server.models import Participant, Recording, new_id, utcnow
+from server.settings import Settings
+from storage import ObjectStore, StorageError
+from storage.keys import recording_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Connection:
+    """One participant's current connection (WebSocket + media peer)."""
+
+    id: str
+    session_id: str
+    dossier_id: str
+    participant: Participant
+    ws: web.WebSocketResponse
+    peer: ParticipantPeer
+    opened_at: datetime
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class LiveRegistry:
+    def __init__(self, db: Database, store: ObjectStore, settings: Settings) -> None:
+        self._db = db
+        self._store = store
+        self._settings = settings
+        self._sessions: dict[str, dict[str, Connection]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, session_id: str) -> asyncio.Lock:
+        """Serialises joins with the session's end, so none slips in after it."""
+        return self._locks.setdefault(session_id, asyncio.Lock())
+
+    def connections(self, session_id: str) -> list[Connection]:
+        return list(self._sessions.get(session_id, {}).values())
+
+    async def open(
+        self,
+        *,
+        session_id: str,
+        dossier_id: str,
+        participant: Participant,
+        ws: web.WebSocketResponse,
+        on_state: Callable[[Connection, str], None],
+    ) -> Connection:
+        """Register a new connection; an older one of the same participant is closed
+        first (a second tab or a reconnect replaces the first)."""
+        old = self._sessions.get(session_id, {}).get(participant.id)
+        if old is not None:
+            await self.close(old, "replaced")
+        conn_id = new_id()[:12]
+        spool = self._settings.spool_dir / session_id / participant.id / conn_id
+        holder: list[Connection] = []
+
+        def state_changed(state: str) -> None:
+            if holder:
+                on_state(holder[0], state)
+
+        peer = ParticipantPeer(spool, on_state=state_changed)
+        conn = Connection(
+            id=conn_id,
+            session_id=session_id,
+            dossier_id=dossier_id,
+            participant=participant,
+            ws=ws,
+            peer=peer,
+            opened_at=utcnow(),
+        )
+        holder.append(conn)
+        self._sessions.setdefault(session_id, {})[participant.id] = conn
+        async with self._db.session() as s:
+            audit.record(
+                s,
+                "participant.joined",
+                actor=f"participant:{participant.id}",
+                dossier_id=dossier_id,
+                session_id=session_id,
+                participant_id=participant.id,
+                data={"connection": conn_id, "role": participant.role},
+            )
+            await s.commit()
+        return conn
+
+    async def close(self, conn: Connection, reason: str) -> None:
+        """End ``conn``: finish, store and record its media (idempotent)."""
+        if conn.closed.is_set():
+            return
+        conn.closed.set()
+        by_session = self._sessions.get(conn.session_id, {})
+        if by_session.get(conn.participant.id) is conn:
+            del by_session[conn.participant.id]
+        results = await conn.peer.close()
+        if not conn.ws.closed:
+            await conn.ws.close()
+        async with self._db.session() as s:
+            audit.record(
+                s,
+                "participant.left",
+                actor=f"participant:{conn.participant.id}",
+                dossier_id=conn.dossier_id,
+                session_id=conn.session_id,
+                participant_id=conn.participant.id,
+                data={"connection": conn.id, "reason": reason},
+            )
+            await s.commit()
+        for result in results:
+            await self._keep(conn, result)
+
+    async def _keep(self, conn: Connection, result: RecordingResult) -> None:
+        rec = Recording(
+            session_id=conn.session_id,
+            participant_id=conn.participant.id,
+            kind=result.kind,
+            codec=result.codec,
+            container=result.container,
+            started_at=_utc(result.started_at) or conn.opened_at,
+            ended_at=_utc(result.ended_at),
+            duration_s=result.duration_s,
+            frames=result.frames,
+            error=result.error,
+        )
+        data: dict[str, Any] = {
+            "kind": result.kind,
+            "connection": conn.id,
+            "frames": result.frames,
+            "dropped": result.dropped,
+            "duration_s": result.duration_s,
+        }
+        stored = False
+        if result.frames == 0 or not result.path.exists():
+            rec.status, event = "empty", "recording.empty"
+        else:
+            key = recording_key(
+                conn.dossier_id,
+                conn.session_id,
+                conn.participant.id,
+                f"{conn.id}-{result.path.stem}",
+                "webm",
+            )
+            try:
+                obj = await self._store.put_file(key, result.path, f"{result.kind}/webm")
+            except StorageError as exc:
+                log.error("storing %s failed (%s); it stays in the spool", result.path, exc)
+                rec.status, rec.error, event = "failed", exc.code, "recording.store_failed"
+                data["spool_path"] = str(result.path)
+            else:
+                rec.status, rec.object_key, rec.sha256, rec.size = (
+                    "stored",
+                    key,
+                    obj.sha256,
+                    obj.size,
+                )
+                event, stored = "recording.stored", True
+                data.update(key=key, sha256=obj.sha256, size=obj.size)
+        async with self._db.session() as s:
+            s.add(rec)
+            await s.flush()
+            data["recording_id"] = rec.id
+            audit.record(
+                s,
+                event,
+                actor="system",
+                dossier_id=conn.dossier_id,
+                session_id=conn.session_id,
+                participant_id=conn.participant.id,
+                data=data,
+            )
+            await s.commit()
+        if stored:
+            # The store confirmed it and the row is committed: the spool copy may go.
+            await asyncio.to_thread(_remove_spool_file, result.path)
+
+    async def end_session(self, session_id: str) -> None:
+        """Tell everyone the session ended, close their connections, store media."""
+        async with self.lock(session_id):
+            conns = self.connections(session_id)
+        for conn in conns:
+            if not conn.ws.closed:
+                try:
+                    await conn.ws.send_json({"type": "session_ended"})
+                except ConnectionError:
+                    pass
+        await asyncio.gather(*(self.close(c, "session_ended") for c in conns))
+
+    async def shutdown(self) -> None:
+        conns = [c for by in self._sessions.values() for c in by.values()]
+        await asyncio.gather(
+            *(self.close(c, "server_shutdown") for c in conns), return_exceptions=True
+        )
+
+
+def _utc(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _remove_spool_file(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    # Tidy the now-empty connection directory; a non-empty one stays.
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass

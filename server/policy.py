@@ -1,0 +1,36 @@
+"""Who may do what: one declared table of staff roles per action.
+
+Handlers ask :func:`require` for an action, never for a role, so the policy is read
+(and tested) in one place. Participants are not staff: their join link grants them
+their own session only, checked in the join and signalling handlers.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.auth import Identity, require_staff
+from server.models import StaffRole
+
+A, S, R, C, V = (
+    StaffRole.ADMIN, StaffRole.SECRETARY, StaffRole.ARCHIVIST, StaffRole.CHAIR, StaffRole.REVIEWER
+)
+ALL_STAFF = frozenset(StaffRole)
+
+POLICY: dict[str, frozenset[StaffRole]] = {
+    "dossier.create": frozenset({A, S}),
+    "dossier.read": ALL_STAFF,
+    "session.create": frozenset({A, S}),
+    "session.read": ALL_STAFF,
+    "session.control": frozenset({A, S, C}),
+    "participant.add": frozenset({A, S}),
+    "participant.read": frozenset({A, S, C, V, R}),
+    "recording.read": frozenset({A, S, C, R}),
+    "transcript.read": ALL_STAFF,
+    "audit.read": frozenset({A, S, R}),
+}
+
+
+def require(request: web.Request, action: str) -> Identity:
+    """The caller's identity if the policy lets its role do ``action``; else 401/403."""
+    return require_staff(request, POLICY[action])

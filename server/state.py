@@ -1,0 +1,22 @@
+"""Typed keys for what the application holds (``app[DB]`` etc.)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from server.database import Database
+from server.settings import Settings
+from storage import ObjectStore
+
+if TYPE_CHECKING:
+    from server.live import LiveRegistry
+    from server.transcribe import TranscriptionService
+
+SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", Database)
+STORE = web.AppKey("store", ObjectStore)
+SECRET = web.AppKey("secret", str)
+LIVE: web.AppKey[LiveRegistry] = web.AppKey("live")
+TRANSCRIPTION: web.AppKey[TranscriptionService] = web.AppKey("transcription")

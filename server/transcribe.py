@@ -1,0 +1,255 @@
+"""Transcribing ended sessions in the background (in-process for now).
+
+:class:`TranscriptionService` keeps one queue of session ids and one worker task.
+Whisper runs in a thread (never on the event loop); the model is resolved and loaded
+once, lazily. The model is also checked at start-up, so a missing or corrupt model is
+reported in the log straight away — and, if a job then needs it, on the transcript
+as a catalogue error code rather than a stack trace.
+
+Each job downloads every stored audio recording of the session from the object store
+(the evidence copy, not the spool), transcribes it, places it on the session timeline
+(recording start minus session start) and stores the merged JSON and WebVTT with
+their SHA-256. Sessions left pending or running by a previous process are picked up
+again at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from server import audit
+from server.database import Database
+from server.models import (
+    MeetingSession,
+    Participant,
+    Recording,
+    SessionStatus,
+    Transcript,
+    TranscriptSegment,
+    new_id,
+    utcnow,
+)
+from server.settings import Settings
+from storage import ObjectStore, StorageError
+from storage.keys import session_prefix, validate_key
+from transcription import (
+    ModelError,
+    Speaker,
+    Transcriber,
+    TranscriptionError,
+    merge_by_time,
+    resolve_model,
+    to_json,
+    to_webvtt,
+)
+
+log = logging.getLogger(__name__)
+
+
+class TranscriptionService:
+    def __init__(self, db: Database, store: ObjectStore, settings: Settings) -> None:
+        self._db = db
+        self._store = store
+        self._settings = settings
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._model_check: asyncio.Task[None] | None = None
+        self._transcriber: Transcriber | None = None
+        self._load_lock = asyncio.Lock()
+        self.model_error: ModelError | None = None
+        self.model_path: Path | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def start(self) -> None:
+        self._worker = asyncio.create_task(self._run(), name="transcription-worker")
+        self._model_check = asyncio.create_task(
+            self._check_model(), name="transcription-model-check"
+        )
+        async with self._db.session() as s:
+            stale = (await s.execute(
+                select(Transcript.session_id).where(Transcript.status.in_(("pending", "running")))
+            )).scalars().all()
+        for session_id in dict.fromkeys(stale):
+            log.info("resuming the transcription of session %s", session_id)
+            self._queue.put_nowait(session_id)
+            self._idle.clear()
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+        if self._model_check is not None:
+            await self._model_check
+
+    async def enqueue(self, session_id: str) -> None:
+        """Schedule a transcription of ``session_id`` (a pending transcript row now)."""
+        async with self._db.session() as s:
+            session = await s.get(MeetingSession, session_id)
+            if session is None:
+                raise LookupError(session_id)
+            s.add(Transcript(session_id=session_id, status="pending", language=session.language))
+            await s.commit()
+        self._idle.clear()
+        await self._queue.put(session_id)
+
+    async def wait_idle(self) -> None:
+        """Wait until the queue is empty and no job runs (for tests and shutdown)."""
+        await self._idle.wait()
+
+    # -- model ----------------------------------------------------------------------
+
+    async def _check_model(self) -> None:
+        try:
+            self.model_path = await asyncio.to_thread(
+                resolve_model, self._settings.whisper_model, self._settings.model_cache_dir
+            )
+            log.info("Whisper model ready: %s", self.model_path)
+        except ModelError as exc:
+            self.model_error = exc
+            log.error("Whisper model %r is not usable: %s", self._settings.whisper_model, exc)
+
+    async def _get_transcriber(self) -> Transcriber:
+        async with self._load_lock:
+            if self._transcriber is None:
+                s = self._settings
+                path = await asyncio.to_thread(resolve_model, s.whisper_model, s.model_cache_dir)
+                self._transcriber = await asyncio.to_thread(
+                    Transcriber, path, cpu_threads=s.resolved_cpu_threads,
+                    compute_type=s.whisper_compute_type, beam_size=s.whisper_beam_size,
+                )
+            return self._transcriber
+
+    # -- jobs -----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            session_id = await self._queue.get()
+            try:
+                await self._transcribe(session_id)
+            except asyncio.CancelledError:
+                raise
+            except TranscriptionError as exc:
+                await self._fail(session_id, exc.code, str(exc))
+            except StorageError as exc:
+                await self._fail(session_id, exc.code, str(exc))
+            except Exception as exc:
+                log.exception("transcription of session %s failed", session_id)
+                await self._fail(session_id, "transcript.failed", f"{type(exc).__name__}: {exc}")
+            finally:
+                if self._queue.empty():
+                    self._idle.set()
+
+    async def _transcript_row(self, session_id: str) -> Transcript | None:
+        async with self._db.session() as s:
+            return (await s.execute(
+                select(Transcript).where(Transcript.session_id == session_id,
+                                         Transcript.status.in_(("pending", "running")))
+                .order_by(Transcript.created_at.desc()).limit(1)
+            )).scalar_one_or_none()
+
+    async def _fail(self, session_id: str, code: str, detail: str) -> None:
+        row = await self._transcript_row(session_id)
+        if row is None:
+            return
+        async with self._db.session() as s:
+            t = await s.get(Transcript, row.id)
+            assert t is not None
+            t.status, t.error_code, t.error_detail = "failed", code, detail[:2000]
+            t.completed_at = utcnow()
+            session = await s.get(MeetingSession, session_id)
+            audit.record(s, "transcript.failed", dossier_id=session.dossier_id if session else None,
+                         session_id=session_id, data={"code": code, "transcript_id": t.id})
+            await s.commit()
+
+    async def _transcribe(self, session_id: str) -> None:
+        row = await self._transcript_row(session_id)
+        if row is None:
+            return  # already done by an earlier run of the queue
+        async with self._db.session() as s:
+            session = await s.get(MeetingSession, session_id)
+            assert session is not None and session.status != SessionStatus.SCHEDULED
+            t = await s.get(Transcript, row.id)
+            assert t is not None
+            t.status = "running"
+            await s.commit()
+            recordings = (await s.execute(
+                select(Recording, Participant)
+                .join(Participant, Participant.id == Recording.participant_id)
+                .where(Recording.session_id == session_id, Recording.kind == "audio",
+                       Recording.status == "stored")
+                .order_by(Recording.started_at)
+            )).all()
+        transcriber = await self._get_transcriber()
+        language = session.language
+        if not transcriber.multilingual:
+            language = "en"
+        origin = session.started_at or min(
+            (r.started_at for r, _ in recordings), default=utcnow()
+        )
+        tracks: list[tuple[Speaker, float, Any]] = []
+        speakers: dict[str, Speaker] = {}
+        with tempfile.TemporaryDirectory(prefix="hoidong-asr-") as tmp:
+            for rec, participant in recordings:
+                assert rec.object_key is not None
+                local = Path(tmp) / f"{rec.id}.webm"
+                await self._store.download(rec.object_key, local)
+                segments = await asyncio.to_thread(
+                    transcriber.transcribe, local, language=language
+                )
+                speaker = speakers.setdefault(
+                    participant.id, Speaker(participant.id, participant.name, participant.role)
+                )
+                offset = max(0.0, (rec.started_at - origin).total_seconds())
+                tracks.append((speaker, offset, segments))
+                local.unlink()
+        merged = merge_by_time(tracks)
+        model_name = self._settings.whisper_model
+        document = to_json(merged, session_id=session_id, language=language, model=model_name,
+                           speakers=list(speakers.values()))
+        prefix = session_prefix(session.dossier_id, session_id)
+        json_key = validate_key(f"{prefix}transcripts/{row.id}.json")
+        vtt_key = validate_key(f"{prefix}transcripts/{row.id}.vtt")
+        json_obj = await self._store.put_bytes(
+            json_key, json.dumps(document, ensure_ascii=False, indent=1).encode(),
+            "application/json",
+        )
+        vtt_obj = await self._store.put_bytes(vtt_key, to_webvtt(merged).encode(), "text/vtt")
+        async with self._db.session() as s:
+            t = await s.get(Transcript, row.id)
+            assert t is not None
+            # Idempotent: a job resumed after a crash replaces its own half-written lines.
+            await s.execute(
+                delete(TranscriptSegment).where(TranscriptSegment.transcript_id == t.id)
+            )
+            for seq, seg in enumerate(merged):
+                s.add(TranscriptSegment(
+                    transcript_id=t.id, seq=seq, participant_id=seg.speaker_id,
+                    start_s=round(seg.start, 3), end_s=round(seg.end, 3), text=seg.text,
+                ))
+            t.status, t.model, t.language = "done", model_name, language
+            t.json_key, t.json_sha256 = json_key, json_obj.sha256
+            t.vtt_key, t.vtt_sha256 = vtt_key, vtt_obj.sha256
+            t.completed_at = utcnow()
+            audit.record(s, "transcript.stored", dossier_id=session.dossier_id,
+                         session_id=session_id,
+                         data={"transcript_id": t.id, "json_key": json_key,
+                               "json_sha256": json_obj.sha256, "vtt_key": vtt_key,
+                               "vtt_sha256": vtt_obj.sha256, "segments": len(merged),
+                               "tracks": len(tracks), "model": model_name})
+            await s.commit()
+        log.info("session %s transcribed: %d lines from %d tracks", session_id, len(merged),
+                 len(tracks))
+
+
+__all__ = ["TranscriptionService", "new_id"]

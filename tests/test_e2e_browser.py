@@ -1,0 +1,191 @@
+"""One session end to end in real Chromium: join, record, transcribe, store, audit.
+
+Chromium (Debian's, driven by Playwright) joins with its fake camera and a fake
+microphone playing English speech made by espeak-ng. The test then checks what the
+server itself kept: both recordings with plausible durations and hashes that match
+the stored bytes, a transcript (real Whisper, tiny.en) attributed to the participant,
+and the audit events in order. It runs against local storage with SQLite and against
+an S3 server (moto, server mode) with PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from playwright.async_api import Page, async_playwright
+
+from server.state import STORE
+from tests.conftest import POSTGRES_URL, Running, make_settings, need, start_app
+from tests.s3server import S3_TEST_CREDENTIALS, moto_s3_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SENTENCE = "The accreditation council reviewed the university report."
+SPEAK_SECONDS = 12
+
+
+def make_speech(espeak: str, out: Path) -> Path:
+    """A WAV of SENTENCE (Chromium loops it as the microphone)."""
+    subprocess.run([espeak, "-v", "en-us", "-s", "140", "-w", str(out), SENTENCE], check=True)
+    return out
+
+
+def chromium_args(wav: Path) -> list[str]:
+    return [
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--autoplay-policy=no-user-gesture-required",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+
+
+@pytest.fixture(params=["local-sqlite", "minio-postgres"])
+async def e2e_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Running]:
+    if request.param == "local-sqlite":
+        settings = make_settings(tmp_path)
+        async for r in start_app(settings):
+            yield r
+        return
+    need(bool(POSTGRES_URL), "PostgreSQL (HOIDONG_TEST_POSTGRES_URL)")
+    from tests.conftest import _create_pg_database, _drop_pg_database
+
+    db_url, db_name = await _create_pg_database(POSTGRES_URL)
+    try:
+        with moto_s3_server() as endpoint:
+            access, secret = S3_TEST_CREDENTIALS
+            settings = make_settings(
+                tmp_path, database_url=db_url, storage_backend="minio", s3_endpoint=endpoint,
+                s3_access_key=access, s3_secret_key=secret, s3_bucket="hoidong-e2e",
+            )
+            async for r in start_app(settings):
+                yield r
+    finally:
+        await _drop_pg_database(POSTGRES_URL, db_name)
+
+
+async def join_in_browser(page: Page, url: str) -> None:
+    await page.goto(url)
+    await page.click("#device-start")
+    await page.wait_for_selector("#device-status[data-ok='true']", timeout=15000)
+    await page.click("#consent-accept")
+    await page.wait_for_selector("#join-enter:not([disabled])", timeout=10000)
+    await page.click("#join-enter")
+    await page.wait_for_selector("#status[data-state='connected']", timeout=30000)
+
+
+async def wait_for_transcript(r: Running, session_id: str) -> dict[str, Any]:
+    timeout = 240.0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tr: dict[str, Any] = await r.api("GET", f"/api/sessions/{session_id}/transcript")
+        if tr["status"] in ("done", "failed"):
+            return tr
+        await asyncio.sleep(1)
+    raise AssertionError(f"transcript not ready after {timeout} s: {tr}")
+
+
+def is_subsequence(wanted: list[str], seen: list[str]) -> bool:
+    it = iter(seen)
+    return all(any(kind == w for kind in it) for w in wanted)
+
+
+async def test_session_end_to_end(
+    e2e_app: Running, chromium_path: str, espeak: str, tmp_path: Path
+) -> None:
+    r = e2e_app
+    wav = make_speech(espeak, tmp_path / "speech.wav")
+    dossier = await r.api("POST", "/api/dossiers",
+                          {"title": "Hồ sơ thẩm định Trường Đại học A", "phase": "appraisal"}, 201)
+    session = await r.api("POST", f"/api/dossiers/{dossier['id']}/sessions",
+                          {"kind": "council_meeting", "title": "Phiên họp Hội đồng",
+                           "language": "en"}, 201)
+    sid = session["id"]
+    member = await r.api("POST", f"/api/sessions/{sid}/participants",
+                         {"name": "Trần Thị Bình", "role": "member"}, 201)
+    await r.api("POST", f"/api/sessions/{sid}/start")
+    join_path = "/join/" + member["join_url"].split("/join/", 1)[1]
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=chromium_path, headless=True, args=chromium_args(wav)
+        )
+        try:
+            page = await browser.new_page()
+            await join_in_browser(page, r.base_url + join_path)
+            connected_at = time.monotonic()
+            await asyncio.sleep(SPEAK_SECONDS)
+            ended = await r.api("POST", f"/api/sessions/{sid}/end")
+            talked = time.monotonic() - connected_at
+            assert ended["status"] == "ended"
+            await page.wait_for_selector("#status[data-state='ended']", timeout=10000)
+        finally:
+            await browser.close()
+
+    # Recordings: both tracks, plausible durations, stored hashes match the bytes.
+    recordings = await r.api("GET", f"/api/sessions/{sid}/recordings")
+    by_kind = {rec["kind"]: rec for rec in recordings}
+    assert set(by_kind) == {"audio", "video"}, recordings
+    for kind, rec in by_kind.items():
+        assert rec["status"] == "stored", rec
+        assert rec["participant_id"] == member["id"]
+        assert talked - 5 <= rec["duration_s"] <= talked + 2, (kind, rec["duration_s"], talked)
+        resp = await r.client.get(rec["media_url"], headers=r.auth())
+        assert resp.status == 200
+        data = await resp.read()
+        assert len(data) == rec["size"]
+        assert hashlib.sha256(data).hexdigest() == rec["sha256"]
+        stored = await r.app[STORE].stat(rec["object_key"])
+        assert stored.sha256 == rec["sha256"]
+        local = tmp_path / f"{kind}.webm"
+        local.write_bytes(data)
+        with av.open(str(local)) as container:
+            stream = container.streams.audio[0] if kind == "audio" else container.streams.video[0]
+            assert stream.codec_context.name == ("opus" if kind == "audio" else "vp8")
+            frames = sum(1 for _ in container.decode(stream))
+        with av.open(str(local)) as container:
+            stream = container.streams.audio[0] if kind == "audio" else container.streams.video[0]
+            last = max(float(pk.pts * stream.time_base) for pk in container.demux(stream)
+                       if pk.pts is not None)
+        assert frames > (40 if kind == "video" else 200), (kind, frames)
+        assert abs(last - rec["duration_s"]) < 1.0, (kind, last, rec["duration_s"])
+    assert r.app[STORE].name == r.settings.storage_backend
+
+    # Transcript: the spoken words, attributed to the participant who spoke them.
+    transcript = await wait_for_transcript(r, sid)
+    assert transcript["status"] == "done", transcript
+    text = " ".join(seg["text"] for seg in transcript["segments"]).lower()
+    for word in ("council", "report"):
+        assert word in text, text
+    assert {seg["participant_id"] for seg in transcript["segments"]} == {member["id"]}
+    assert all(seg["speaker"] == "Trần Thị Bình" for seg in transcript["segments"])
+    vtt = await r.client.get(f"/api/sessions/{sid}/transcript.vtt", headers=r.auth())
+    vtt_text = await vtt.text()
+    assert vtt_text.startswith("WEBVTT") and "<v Trần Thị Bình>" in vtt_text
+    doc = await r.client.get(f"/api/sessions/{sid}/transcript.json", headers=r.auth())
+    assert hashlib.sha256(await doc.read()).hexdigest() == transcript["sha256"]
+
+    # Audit: every evidence event, in order.
+    events = await r.api("GET", f"/api/sessions/{sid}/audit")
+    kinds = [e["kind"] for e in events]
+    assert is_subsequence([
+        "session.created", "participant.invited", "session.started", "participant.consented",
+        "participant.joined", "session.ended", "participant.left", "recording.stored",
+        "recording.stored", "transcript.stored",
+    ], kinds), kinds
+    stored_events = [e for e in events if e["kind"] == "recording.stored"]
+    assert {e["data"]["sha256"] for e in stored_events} == {rec["sha256"] for rec in recordings}

@@ -1,0 +1,170 @@
+"""Speech-to-text for one participant's audio track with faster-whisper, on CPU.
+
+``Transcriber`` owns a loaded model (hundreds of MB of RAM); create one per process and
+reuse it. Its methods block for seconds to minutes: call them in a worker thread. Calls
+from several threads are safe but run one at a time (``num_workers=1``), which keeps
+memory flat on small machines.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from transcription.errors import AudioError, ModelError
+from transcription.model import check_model_folder
+from transcription.transcript import TrackTranscript, TranscriptSegment, Word
+
+__all__ = ["Transcriber"]
+
+_log = logging.getLogger(__name__)
+
+_SAMPLE_RATE = 16000
+
+
+class Transcriber:
+    """A loaded Whisper model (CTranslate2 format, see ``resolve_model``).
+
+    ``cpu_threads`` is the number of threads one transcription may use; ``compute_type``
+    is a CTranslate2 quantisation ("int8" is fastest on CPU). ``beam_size`` trades speed
+    for accuracy.
+
+    Raises (constructor):
+        ModelError: ``"model.missing"`` if the folder lacks files, ``"model.corrupt"`` if
+            CTranslate2 cannot load it.
+        ValueError: ``cpu_threads`` or ``beam_size`` below 1.
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        cpu_threads: int,
+        compute_type: str = "int8",
+        beam_size: int = 5,
+    ) -> None:
+        if cpu_threads < 1:
+            raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+        check_model_folder(model_path)
+        # Imported lazily: the native libraries cost ~1 s and memory, and the export
+        # functions of this package must stay usable without them.
+        from faster_whisper import WhisperModel
+
+        try:
+            self._model: Any = WhisperModel(
+                str(model_path),
+                device="cpu",
+                compute_type=compute_type,
+                cpu_threads=cpu_threads,
+                num_workers=1,
+            )
+        except Exception as exc:
+            raise ModelError(
+                "model.corrupt",
+                f"cannot load Whisper model {model_path}: {exc}",
+                {"path": str(model_path)},
+            ) from exc
+        self._path = model_path
+        self._beam_size = beam_size
+        self._multilingual = bool(self._model.model.is_multilingual)
+        self._languages = frozenset(str(code) for code in self._model.supported_languages)
+
+    @property
+    def model_path(self) -> Path:
+        """The folder the model was loaded from."""
+        return self._path
+
+    @property
+    def multilingual(self) -> bool:
+        """False for English-only models (``*.en``), which always transcribe as English."""
+        return self._multilingual
+
+    @property
+    def languages(self) -> frozenset[str]:
+        """Language codes the model accepts (``{"en"}`` for English-only models)."""
+        return self._languages
+
+    def transcribe(self, audio_path: Path, *, language: str | None) -> list[TranscriptSegment]:
+        """Transcribe one track; see ``transcribe_track`` (this drops the metadata)."""
+        return self.transcribe_track(audio_path, language=language).segments
+
+    def transcribe_track(self, audio_path: Path, *, language: str | None) -> TrackTranscript:
+        """Transcribe one audio file (anything FFmpeg/PyAV decodes: Ogg/Opus, WebM/Opus,
+        WAV, ...; mixed down to mono 16 kHz).
+
+        ``language`` is a Whisper code such as ``"vi"``, or ``None`` to detect it from the
+        first 30 s. English-only models ignore it and use ``"en"``; the result's
+        ``language`` records what was used. Times are seconds from the start of the file.
+        Silent or empty audio gives no segments, not an error. Blocking.
+
+        Raises:
+            AudioError: ``"audio.unreadable"`` (missing file, not media, no audio stream).
+            ValueError: ``language`` is not supported by a multilingual model.
+        """
+        if language is not None and self._multilingual and language not in self._languages:
+            raise ValueError(f"unsupported language {language!r}")
+        effective = language if self._multilingual else "en"
+        audio = self._decode(audio_path)
+        duration = float(audio.shape[0]) / _SAMPLE_RATE
+        if audio.shape[0] == 0:
+            return TrackTranscript(effective, 1.0 if effective else 0.0, 0.0, [])
+
+        segments_iter, info = self._model.transcribe(
+            audio,
+            language=effective,
+            beam_size=self._beam_size,
+            vad_filter=True,
+            word_timestamps=True,
+            # Meetings drift between topics and speakers; conditioning on the previous
+            # text makes Whisper loop on hallucinated repetitions after a silence.
+            condition_on_previous_text=False,
+        )
+        # The iterator does the decoding work lazily; consume it here, in the caller's thread.
+        segments = [s for s in map(_segment, segments_iter) if s.text]
+        if effective is None and not segments:
+            # Whisper "detects" a language even in pure silence; reporting it would be noise.
+            return TrackTranscript(None, 0.0, duration, [])
+        return TrackTranscript(
+            language=str(info.language) if info.language else effective,
+            language_probability=float(info.language_probability),
+            duration=duration,
+            segments=segments,
+        )
+
+    def _decode(self, audio_path: Path) -> Any:
+        from av import FFmpegError
+        from faster_whisper import decode_audio
+
+        try:
+            return decode_audio(str(audio_path), sampling_rate=_SAMPLE_RATE)
+        # IndexError/ValueError come from PyAV when the container holds no audio stream.
+        except (FFmpegError, OSError, IndexError, ValueError) as exc:
+            raise AudioError(
+                "audio.unreadable",
+                f"cannot decode audio {audio_path}: {exc}",
+                {"file": audio_path.name},
+            ) from exc
+
+
+def _segment(raw: Any) -> TranscriptSegment:
+    # faster-whisper returns numpy floats; plain floats keep the dataclasses JSON-friendly.
+    return TranscriptSegment(
+        start=float(raw.start),
+        end=float(raw.end),
+        text=unicodedata.normalize("NFC", str(raw.text)).strip(),
+        words=[
+            Word(
+                start=float(w.start),
+                end=float(w.end),
+                text=unicodedata.normalize("NFC", str(w.word)),
+                probability=float(w.probability),
+            )
+            for w in (raw.words or [])
+        ],
+        avg_logprob=float(raw.avg_logprob),
+        no_speech_prob=float(raw.no_speech_prob),
+    )

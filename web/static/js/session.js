@@ -1,0 +1,118 @@
+// A session's evidence page: participants and join links, recordings, transcript, audit.
+import { api, currentUser } from "./api.js";
+import { el, formatOffset, formatTime, t } from "./i18n.js";
+
+const $ = (sel) => document.querySelector(sel);
+const sessionId = $("#session-head").dataset.sessionId;
+let participants = new Map();
+
+function showError(err) { $("#session-head .form-error").textContent = err ? err.message : ""; }
+
+async function loadSession() {
+  const s = await api("GET", `/api/sessions/${sessionId}`);
+  $("#session-title").textContent = s.title;
+  $("#session-kind").textContent = t("kind." + s.kind);
+  const status = $("#session-status");
+  status.textContent = t("status." + s.status);
+  status.dataset.status = s.status;
+  $("#session-times").textContent = [s.started_at, s.ended_at].filter(Boolean).map(formatTime).join(" → ");
+  $("#start-session").hidden = s.status !== "scheduled";
+  $("#end-session").hidden = !["scheduled", "live"].includes(s.status);
+  $("#participant-form").hidden = !["scheduled", "live"].includes(s.status);
+  return s;
+}
+
+function linkCell(url) {
+  if (!url) return el("td", { class: "hint" }, "—");
+  const input = el("input", { value: url, readonly: true, class: "join-link" });
+  const button = el("button", { type: "button", onclick: async () => {
+    await navigator.clipboard?.writeText(url).catch(() => {});
+    input.select();
+    button.textContent = t("common.copied");
+  } }, t("common.copy"));
+  return el("td", {}, input, button);
+}
+
+const newLinks = new Map();
+
+async function loadParticipants() {
+  const list = await api("GET", `/api/sessions/${sessionId}/participants`);
+  participants = new Map(list.map((p) => [p.id, p]));
+  $("#participants").replaceChildren(...list.map((p) => el("tr", { dataset: { participantId: p.id } },
+    el("td", {}, p.name),
+    el("td", {}, t("role." + p.role), p.camera_required ? el("span", { class: "badge" }, t("participant.camera_required")) : ""),
+    el("td", {}, p.consent_at ? formatTime(p.consent_at) : "—"),
+    linkCell(newLinks.get(p.id)))));
+}
+
+async function loadRecordings() {
+  const list = await api("GET", `/api/sessions/${sessionId}/recordings`).catch(() => []);
+  $("#recordings").replaceChildren(...list.map((r) => el("tr", {},
+    el("td", {}, participants.get(r.participant_id)?.name ?? r.participant_id),
+    el("td", {}, r.status === "stored"
+      ? el("a", { href: r.media_url, target: "_blank" }, t("recording.kind." + r.kind))
+      : t("recording.kind." + r.kind)),
+    el("td", {}, t("recstatus." + r.status)),
+    el("td", {}, r.duration_s?.toFixed(1) ?? ""),
+    el("td", {}, r.size ?? ""),
+    el("td", { class: "hash" }, r.sha256 ?? ""))));
+}
+
+async function loadTranscript() {
+  const tr = await api("GET", `/api/sessions/${sessionId}/transcript`);
+  $("#transcript-status").textContent = t("trstatus." + tr.status);
+  $("#transcript-status").dataset.status = tr.status;
+  $("#transcript-error").textContent = tr.error ? tr.error.message[document.body.dataset.lang] : "";
+  for (const [id, fmt] of [["#vtt-link", "vtt"], ["#json-link", "json"]]) {
+    $(id).hidden = tr.status !== "done";
+    $(id).href = `/api/sessions/${sessionId}/transcript.${fmt}`;
+  }
+  const items = tr.segments.map((s) => el("li", { dataset: { participantId: s.participant_id } },
+    el("span", { class: "time" }, formatOffset(s.start)), " ",
+    el("strong", {}, s.speaker), el("span", { class: "hint" }, ` (${t("role." + s.role)})`), ": ",
+    el("span", { class: "text" }, s.text)));
+  $("#transcript").replaceChildren(...(items.length ? items : [el("li", { class: "hint" }, t("transcript.empty"))]));
+  return tr.status;
+}
+
+async function loadAudit() {
+  const events = await api("GET", `/api/sessions/${sessionId}/audit`).catch(() => []);
+  $("#audit").replaceChildren(...events.map((e) => el("tr", {},
+    el("td", {}, formatTime(e.at)), el("td", {}, t("event." + e.kind)), el("td", {}, e.actor))));
+}
+
+async function refresh() {
+  const s = await loadSession();
+  await loadParticipants();
+  await Promise.all([loadRecordings(), loadAudit()]);
+  const status = await loadTranscript();
+  // Keep the page current while the session runs or its transcript is being made.
+  if (["scheduled", "live"].includes(s.status) || ["pending", "running"].includes(status)) {
+    setTimeout(refresh, 5000);
+  }
+}
+
+$("#start-session").addEventListener("click", async () => {
+  try { await api("POST", `/api/sessions/${sessionId}/start`); showError(null); await refresh(); }
+  catch (err) { showError(err); }
+});
+$("#end-session").addEventListener("click", async () => {
+  if (!confirm(t("session.end_confirm"))) return;
+  try { await api("POST", `/api/sessions/${sessionId}/end`); showError(null); await refresh(); }
+  catch (err) { showError(err); }
+});
+$("#participant-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  try {
+    const p = await api("POST", `/api/sessions/${sessionId}/participants`, {
+      name: f.get("name"), role: f.get("role"), email: f.get("email") || null,
+    });
+    newLinks.set(p.id, p.join_url);
+    ev.target.reset();
+    ev.target.querySelector(".form-error").textContent = "";
+    await loadParticipants();
+  } catch (err) { ev.target.querySelector(".form-error").textContent = err.message; }
+});
+
+if (await currentUser()) await refresh(); else location.href = "/staff";

@@ -1,0 +1,87 @@
+// Staff workspace: login, dossiers, and the sessions of the selected dossier.
+import { api, currentUser, setCsrf } from "./api.js";
+import { el, formatTime, t } from "./i18n.js";
+
+const $ = (sel) => document.querySelector(sel);
+
+function formError(form, err) { form.querySelector(".form-error").textContent = err ? err.message : ""; }
+
+async function showWorkspace(user) {
+  $("#login").hidden = true;
+  $("#workspace").hidden = false;
+  $("#who").textContent = `${user.display_name} (${t("role." + user.role)})`;
+  await loadDossiers();
+}
+
+async function loadDossiers(selectId) {
+  const dossiers = await api("GET", "/api/dossiers");
+  const list = $("#dossiers");
+  list.replaceChildren(...dossiers.map((d) => el("li", {},
+    el("button", { class: "link", dataset: { dossierId: d.id }, onclick: () => selectDossier(d) },
+      d.title),
+    el("span", { class: "hint" }, ` ${t("phase." + d.phase)} · ${d.institution}`))));
+  if (!dossiers.length) list.append(el("li", { class: "hint" }, t("common.none")));
+  const chosen = dossiers.find((d) => d.id === selectId) || dossiers[0];
+  if (chosen) await selectDossier(chosen);
+}
+
+let currentDossier = null;
+
+async function selectDossier(d) {
+  currentDossier = d;
+  $("#dossier-panel").hidden = false;
+  $("#dossier-title").textContent = d.title;
+  const sessions = await api("GET", `/api/dossiers/${d.id}/sessions`);
+  const list = $("#sessions");
+  list.replaceChildren(...sessions.map((s) => el("li", {},
+    el("a", { href: `/staff/sessions/${s.id}` }, s.title),
+    el("span", { class: "hint" },
+      ` ${t("kind." + s.kind)} · ${t("status." + s.status)} · ${formatTime(s.scheduled_at || s.created_at)}`))));
+  if (!sessions.length) list.append(el("li", { class: "hint" }, t("common.none")));
+}
+
+$("#login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  try {
+    const out = await api("POST", "/api/login", { username: f.get("username"), password: f.get("password") });
+    setCsrf(out.csrf_token);
+    formError(ev.target, null);
+    await showWorkspace(out.user);
+  } catch (err) { formError(ev.target, err); }
+});
+
+$("#logout").addEventListener("click", async () => {
+  await api("POST", "/api/logout");
+  location.reload();
+});
+
+$("#dossier-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  try {
+    const d = await api("POST", "/api/dossiers", {
+      title: f.get("title"), institution: f.get("institution"), phase: f.get("phase"),
+    });
+    ev.target.reset();
+    formError(ev.target, null);
+    await loadDossiers(d.id);
+  } catch (err) { formError(ev.target, err); }
+});
+
+$("#session-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const local = f.get("scheduled_at");
+  try {
+    const s = await api("POST", `/api/dossiers/${currentDossier.id}/sessions`, {
+      kind: f.get("kind"), title: f.get("title"), mode: f.get("mode"), language: f.get("language"),
+      // The form is in Vietnam time; the API takes UTC.
+      scheduled_at: local ? new Date(local + ":00+07:00").toISOString() : null,
+    });
+    location.href = `/staff/sessions/${s.id}`;
+  } catch (err) { formError(ev.target, err); }
+});
+
+const user = await currentUser();
+if (user) await showWorkspace(user); else $("#login").hidden = false;
