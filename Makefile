@@ -1,0 +1,43 @@
+# hoidong — two commands on a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Stamps: reinstall only when pyproject.toml changes.
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP     := $(VENV)/.dev-installed
+
+.PHONY: run test lint typecheck pytest clean help
+
+help:
+	@echo "make run   - install into .venv, migrate, serve on http://127.0.0.1:8080 (data in ./data)"
+	@echo "make test  - install dev dependencies, run ruff, mypy and the whole test suite"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(DEV_STAMP): pyproject.toml $(RUNTIME_STAMP)
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $@
+
+run: $(RUNTIME_STAMP)
+	$(BIN)/hoidong migrate
+	$(BIN)/hoidong serve
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy
+
+pytest: $(DEV_STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/.artifacts
