@@ -1,0 +1,106 @@
+"""The staff pages and the join page's device gate, driven in real Chromium."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.async_api import async_playwright
+
+from server.i18n import t
+from tests.conftest import ADMIN_PASSWORD, Running
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+BASE_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+async def test_staff_creates_dossier_session_and_join_link(
+    running: Running, chromium_path: str, artifacts_dir: Path
+) -> None:
+    r = running
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium_path, headless=True,
+                                          args=BASE_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            await page.goto(r.base_url + "/staff")
+            await page.fill("#login-form [name=username]", "admin")
+            await page.fill("#login-form [name=password]", "wrong password")
+            await page.click("#login-form button[type=submit]")
+            await page.wait_for_selector(
+                f"#login-form .form-error:has-text('{t('auth.bad_credentials', 'vi')}')"
+            )
+            await page.fill("#login-form [name=password]", ADMIN_PASSWORD)
+            await page.click("#login-form button[type=submit]")
+            await page.wait_for_selector("#workspace:not([hidden])")
+
+            await page.click("#dossier-form >> xpath=..")  # open the <details>
+            await page.fill("#dossier-form [name=title]", "Hồ sơ đánh giá ngoài Trường ĐH B")
+            await page.fill("#dossier-form [name=institution]", "Trường Đại học B")
+            await page.select_option("#dossier-form [name=phase]", "evaluation")
+            await page.click("#dossier-form button[type=submit]")
+            await page.wait_for_selector("#dossier-title:has-text('Trường ĐH B')")
+
+            await page.click("#session-form >> xpath=..")
+            await page.select_option("#session-form [name=kind]", "interview")
+            await page.fill("#session-form [name=title]", "Phỏng vấn sinh viên")
+            await page.fill("#session-form [name=scheduled_at]", "2026-12-01T09:30")
+            await page.click("#session-form button[type=submit]")
+            await page.wait_for_url("**/staff/sessions/*")
+            await page.wait_for_selector("#session-title:has-text('Phỏng vấn sinh viên')")
+
+            await page.fill("#participant-form [name=name]", "Lê Văn Cường")
+            await page.select_option("#participant-form [name=role]", "interviewee")
+            await page.click("#participant-form button[type=submit]")
+            link = page.locator("#participants input.join-link")
+            await link.wait_for()
+            join_url = await link.input_value()
+            await page.screenshot(path=str(artifacts_dir / "staff-session.png"), full_page=True)
+
+            await page.click("#start-session")
+            await page.wait_for_selector("#session-status[data-status='live']")
+        finally:
+            await browser.close()
+
+    session_id = join_url.split("/join/", 1)[1].split("/", 1)[0]
+    session = await r.api("GET", f"/api/sessions/{session_id}")
+    assert session["kind"] == "interview" and session["status"] == "live"
+    # The form is in Vietnam time (UTC+7); the API stores UTC.
+    assert session["scheduled_at"].startswith("2026-12-01T02:30")
+    people = await r.api("GET", f"/api/sessions/{session_id}/participants")
+    assert [(x["name"], x["role"]) for x in people] == [("Lê Văn Cường", "interviewee")]
+    events = [e["kind"] for e in await r.api("GET", f"/api/sessions/{session_id}/audit")]
+    assert events == ["session.created", "participant.invited", "session.started"]
+
+
+async def test_member_without_camera_cannot_join(
+    running: Running, chromium_path: str, artifacts_dir: Path
+) -> None:
+    r = running
+    d = await r.api("POST", "/api/dossiers", {"title": "HS", "phase": "appraisal"}, 201)
+    s = await r.api("POST", f"/api/dossiers/{d['id']}/sessions",
+                    {"kind": "council_meeting", "title": "Họp"}, 201)
+    member = await r.api("POST", f"/api/sessions/{s['id']}/participants",
+                         {"name": "Phạm Thị Dung", "role": "member"}, 201)
+    path = "/join/" + member["join_url"].split("/join/", 1)[1]
+    async with async_playwright() as p:
+        # No fake devices: this browser has no camera and no microphone at all.
+        browser = await p.chromium.launch(executable_path=chromium_path, headless=True,
+                                          args=[*BASE_ARGS, "--use-fake-ui-for-media-stream"])
+        try:
+            page = await browser.new_page()
+            await page.goto(r.base_url + path + "?lang=en")
+            assert await page.locator("html").get_attribute("lang") == "en"
+            await page.click("#device-start")
+            status = page.locator("#device-status[data-ok='false']")
+            await status.wait_for(timeout=15000)
+            assert t("join.camera_required_block", "en") in await status.inner_text()
+            assert await page.locator("#consent-accept").is_disabled()
+            assert await page.locator("#join-enter").is_disabled()
+            await page.screenshot(path=str(artifacts_dir / "join-no-camera.png"), full_page=True)
+        finally:
+            await browser.close()
