@@ -54,6 +54,7 @@ class LiveRegistry:
         self._settings = settings
         self._sessions: dict[str, dict[str, Connection]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._finishing: set[asyncio.Task[None]] = set()
 
     def lock(self, session_id: str) -> asyncio.Lock:
         """Serialises joins with the session's end, so none slips in after it."""
@@ -110,13 +111,24 @@ class LiveRegistry:
         return conn
 
     async def close(self, conn: Connection, reason: str) -> None:
-        """End ``conn``: finish, store and record its media (idempotent)."""
+        """End ``conn``: finish, store and record its media (idempotent).
+
+        The work runs in a task the caller's cancellation cannot stop: once the socket
+        is closed aiohttp may cancel the participant's handler (``handler_cancellation``,
+        on in aiohttp's test server) and that must not lose what was recorded.
+        """
         if conn.closed.is_set():
             return
         conn.closed.set()
         by_session = self._sessions.get(conn.session_id, {})
         if by_session.get(conn.participant.id) is conn:
             del by_session[conn.participant.id]
+        task = asyncio.get_running_loop().create_task(self._finish(conn, reason))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+        await asyncio.shield(task)
+
+    async def _finish(self, conn: Connection, reason: str) -> None:
         results = await conn.peer.close()
         if not conn.ws.closed:
             await conn.ws.close()
@@ -215,6 +227,8 @@ class LiveRegistry:
         await asyncio.gather(
             *(self.close(c, "server_shutdown") for c in conns), return_exceptions=True
         )
+        # Closes whose callers were cancelled are still storing: let them finish.
+        await asyncio.gather(*self._finishing, return_exceptions=True)
 
 
 def _utc(ts: float | None) -> datetime | None:

@@ -217,6 +217,7 @@ class Transcript(Base):
     model: Mapped[str] = mapped_column(String(500), default="")
     error_code: Mapped[str | None] = mapped_column(String(100), default=None)
     error_detail: Mapped[str | None] = mapped_column(Text, default=None)
+    error_params: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # for the message
     json_key: Mapped[str | None] = mapped_column(String(500), default=None)
     json_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     vtt_key: Mapped[str | None] = mapped_column(String(500), default=None)

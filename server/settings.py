@@ -169,12 +169,12 @@ def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
             value = int(str(raw).strip())
         except ValueError:
             raise SettingsError(f"{name}: expected a whole number, got {raw!r}") from None
-        if value < 0:
-            raise SettingsError(f"{name}: must not be negative, got {value}")
     elif issubclass(kind, Path):
         value = Path(str(raw))
     else:
         value = str(raw)
+    if kind is int and value < 0:
+        raise SettingsError(f"{name}: must not be negative, got {value}")
     choices: tuple[str, ...] = f.metadata.get("choices", ())
     if choices and value not in choices:
         raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")

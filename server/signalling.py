@@ -92,6 +92,8 @@ async def join_socket(request: web.Request) -> web.WebSocketResponse:
     except SignalError as exc:
         reason = exc.code
         await send_error(ws, exc.code)
+    except ConnectionError:
+        reason = "disconnected"  # the participant vanished while we were answering
     finally:
         if conn is not None:
             await request.app[LIVE].close(conn, reason)
@@ -128,13 +130,18 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
             session_id=session.id, dossier_id=session.dossier_id, participant=participant,
             ws=ws, on_state=lambda c, state: _peer_state(request, c, state),
         )
-    await ws.send_json({
-        "type": "welcome",
-        "participant": {"id": participant.id, "name": participant.name,
-                        "role": participant.role,
-                        "camera_required": participant.role in CAMERA_REQUIRED_ROLES},
-        "session": {"id": session.id, "title": session.title, "status": session.status},
-    })
+    try:
+        await ws.send_json({
+            "type": "welcome",
+            "participant": {"id": participant.id, "name": participant.name,
+                            "role": participant.role,
+                            "camera_required": participant.role in CAMERA_REQUIRED_ROLES},
+            "session": {"id": session.id, "title": session.title, "status": session.status},
+        })
+    except BaseException:
+        # Gone before the welcome: the caller never sees this connection, so end it here.
+        await live.close(conn, "disconnected")
+        raise
     return conn
 
 

@@ -140,9 +140,9 @@ class TranscriptionService:
             except asyncio.CancelledError:
                 raise
             except TranscriptionError as exc:
-                await self._fail(session_id, exc.code, str(exc))
+                await self._fail(session_id, exc.code, str(exc), exc.params)
             except StorageError as exc:
-                await self._fail(session_id, exc.code, str(exc))
+                await self._fail(session_id, exc.code, str(exc), exc.params)
             except Exception as exc:
                 log.exception("transcription of session %s failed", session_id)
                 await self._fail(session_id, "transcript.failed", f"{type(exc).__name__}: {exc}")
@@ -158,7 +158,9 @@ class TranscriptionService:
                 .order_by(Transcript.created_at.desc()).limit(1)
             )).scalar_one_or_none()
 
-    async def _fail(self, session_id: str, code: str, detail: str) -> None:
+    async def _fail(
+        self, session_id: str, code: str, detail: str, params: dict[str, str] | None = None
+    ) -> None:
         row = await self._transcript_row(session_id)
         if row is None:
             return
@@ -166,6 +168,7 @@ class TranscriptionService:
             t = await s.get(Transcript, row.id)
             assert t is not None
             t.status, t.error_code, t.error_detail = "failed", code, detail[:2000]
+            t.error_params = dict(params or {})
             t.completed_at = utcnow()
             session = await s.get(MeetingSession, session_id)
             audit.record(s, "transcript.failed", dossier_id=session.dossier_id if session else None,

@@ -119,7 +119,8 @@ async def get_transcript(request: web.Request) -> TranscriptOut:
         )).all()
     error = None
     if t.error_code:
-        error = {"code": t.error_code, "message": both(t.error_code), "detail": t.error_detail}
+        error = {"code": t.error_code, "message": both(t.error_code, t.error_params),
+                 "detail": t.error_detail}
     return TranscriptOut(
         session_id=m.id, status=t.status, language=t.language, model=t.model, error=error,
         sha256=t.json_sha256,

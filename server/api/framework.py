@@ -176,19 +176,45 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
     """The request's JSON body validated as ``model``; 400/413 with a clear message."""
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise ApiError(413, "http.too_large")
-    raw = await request.content.read(MAX_JSON_BYTES + 1)
+    # read(n) returns what has arrived so far, not n bytes: loop until EOF or the cap.
+    raw = b""
+    while len(raw) <= MAX_JSON_BYTES:
+        chunk = await request.content.read(MAX_JSON_BYTES + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
     if len(raw) > MAX_JSON_BYTES:
         raise ApiError(413, "http.too_large")
     try:
         data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError covers bad JSON, bad UTF-8 and over-long integers; RecursionError
+        # deeply nested arrays.
         raise ApiError(400, "http.bad_json") from None
+    if _has_nul(data):
+        # PostgreSQL text cannot hold U+0000; refuse it here rather than fail there.
+        raise ApiError(400, "http.bad_request")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first.get("loc", ())) or "body"
         raise ApiError(400, "http.invalid_field", {"field": field}) from None
+
+
+def _has_nul(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 __all__ = ["ApiRegistry", "ApiRoute", "error_body", "parse_body"]

@@ -40,7 +40,8 @@ T = TypeVar("T", bound=Base)
 
 
 async def get_or_404(s: AsyncSession, model: type[T], ident: str, code: str) -> T:
-    row = await s.get(model, ident) if len(ident) <= 64 else None
+    # No id is that long or holds NUL (which PostgreSQL would refuse with an error).
+    row = await s.get(model, ident) if len(ident) <= 64 and "\x00" not in ident else None
     if row is None:
         raise ApiError(404, code)
     return row

@@ -1,0 +1,156 @@
+"""The server's transcription service: a missing model is reported (at start-up and on the
+transcript, in both languages); a session without audio gets an empty, finished transcript."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.i18n import catalogue
+from server.models import Recording, utcnow
+from server.state import DB, STORE, TRANSCRIPTION
+from storage.keys import recording_key
+from tests.conftest import Running, make_settings, start_app
+
+
+@contextlib.asynccontextmanager
+async def app_with(tmp_path: Path, **overrides: Any) -> AsyncIterator[Running]:
+    async with contextlib.aclosing(start_app(make_settings(tmp_path, **overrides))) as gen:
+        yield await anext(gen)
+
+
+async def ended_session(running: Running, *, participant: bool = False) -> str:
+    d = await running.api("POST", "/api/dossiers", {
+        "title": "Hồ sơ đánh giá ngoài", "institution": "ĐH C", "phase": "appraisal",
+    }, status=201)
+    s = await running.api("POST", f"/api/dossiers/{d['id']}/sessions", {
+        "kind": "council_meeting", "title": "Phiên họp không có tiếng",
+    }, status=201)
+    if participant:
+        await running.api("POST", f"/api/sessions/{s['id']}/participants",
+                          {"name": "Trần Thị B", "role": "member"}, status=201)
+    assert (await running.api("POST", f"/api/sessions/{s['id']}/start"))["status"] == "live"
+    assert (await running.api("POST", f"/api/sessions/{s['id']}/end"))["status"] == "ended"
+    return str(s["id"])
+
+
+async def settled_transcript(running: Running, session_id: str) -> dict[str, Any]:
+    await asyncio.wait_for(running.app[TRANSCRIPTION].wait_idle(), timeout=300)
+    body: dict[str, Any] = await running.api("GET", f"/api/sessions/{session_id}/transcript")
+    return body
+
+
+async def test_missing_model_is_reported_at_start_and_on_the_transcript(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "nope"
+    async with app_with(tmp_path, whisper_model=str(missing), transcribe_on_end=True) as running:
+        service = running.app[TRANSCRIPTION]
+        for _ in range(100):
+            if service.model_error is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert service.model_error is not None, "the model check did not report within 10 s"
+        assert service.model_error.code == "model.missing"
+        assert service.model_path is None
+
+        session_id = await ended_session(running)
+        transcript = await settled_transcript(running, session_id)
+        assert transcript["status"] == "failed", transcript
+        assert transcript["segments"] == [] and transcript["sha256"] is None
+        error = transcript["error"]
+        assert error["code"] == "model.missing"
+        assert error["message"] == catalogue()["model.missing"]
+        assert error["message"]["vi"] != error["message"]["en"]
+        assert str(missing) in error["detail"]  # for the operator; the message is for people
+
+        events = await running.api("GET", f"/api/sessions/{session_id}/audit")
+        failed = [e for e in events if e["kind"] == "transcript.failed"]
+        assert len(failed) == 1 and failed[0]["data"]["code"] == "model.missing"
+        assert not any(e["kind"] == "transcript.stored" for e in events)
+
+        resp = await running.client.get(f"/api/sessions/{session_id}/transcript.vtt",
+                                        headers=running.auth())
+        assert resp.status == 404
+        assert (await resp.json())["error"]["code"] == "transcript.not_ready"
+
+
+async def test_no_transcription_when_turned_off(tmp_path: Path) -> None:
+    async with app_with(tmp_path, transcribe_on_end=False) as running:
+        session_id = await ended_session(running)
+        transcript = await settled_transcript(running, session_id)
+        assert transcript["status"] == "none"
+        assert transcript["error"] is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("participant", [False, True], ids=["nobody", "never-joined"])
+async def test_session_without_audio_gets_an_empty_done_transcript(
+    tmp_path: Path, participant: bool,
+) -> None:
+    async with app_with(tmp_path, transcribe_on_end=True) as running:  # tiny.en
+        session_id = await ended_session(running, participant=participant)
+        transcript = await settled_transcript(running, session_id)
+        assert transcript["status"] == "done", transcript
+        assert transcript["error"] is None
+        assert transcript["segments"] == []
+        assert transcript["model"] == "tiny.en"
+        assert transcript["language"] == "en"
+        assert transcript["sha256"] and len(transcript["sha256"]) == 64
+        service = running.app[TRANSCRIPTION]
+        assert service.model_error is None and service.model_path is not None
+
+        resp = await running.client.get(f"/api/sessions/{session_id}/transcript.vtt",
+                                        headers=running.auth())
+        assert resp.status == 200
+        assert (await resp.text()).startswith("WEBVTT")
+        resp = await running.client.get(f"/api/sessions/{session_id}/transcript.json",
+                                        headers=running.auth())
+        assert resp.status == 200
+        document = json.loads(await resp.read())
+        assert document["session_id"] == session_id
+
+        events = await running.api("GET", f"/api/sessions/{session_id}/audit")
+        stored = [e for e in events if e["kind"] == "transcript.stored"]
+        assert len(stored) == 1
+        assert stored[0]["data"]["segments"] == 0 and stored[0]["data"]["tracks"] == 0
+        assert stored[0]["data"]["json_sha256"] == transcript["sha256"]
+
+
+@pytest.mark.slow
+async def test_unreadable_recording_fails_with_a_complete_message(tmp_path: Path) -> None:
+    async with app_with(tmp_path, transcribe_on_end=True) as running:  # tiny.en
+        d = await running.api("POST", "/api/dossiers", {"title": "H", "phase": "evaluation"},
+                              status=201)
+        s = await running.api("POST", f"/api/dossiers/{d['id']}/sessions",
+                              {"kind": "interview", "title": "P"}, status=201)
+        p = await running.api("POST", f"/api/sessions/{s['id']}/participants",
+                              {"name": "Lê Văn C", "role": "interviewee"}, status=201)
+        await running.api("POST", f"/api/sessions/{s['id']}/start")
+        key = recording_key(d["id"], s["id"], p["id"], "broken", "webm")
+        obj = await running.app[STORE].put_bytes(key, b"this is not audio", "audio/webm")
+        async with running.app[DB].session() as db:
+            db.add(Recording(session_id=s["id"], participant_id=p["id"], kind="audio",
+                             codec="opus", container="webm", status="stored",
+                             started_at=utcnow(), ended_at=utcnow(), duration_s=1.0, frames=50,
+                             object_key=key, sha256=obj.sha256, size=obj.size))
+            await db.commit()
+        await running.api("POST", f"/api/sessions/{s['id']}/end")
+        transcript = await settled_transcript(running, s["id"])
+        assert transcript["status"] == "failed", transcript
+        assert transcript["error"]["code"] == "audio.unreadable"
+        # The message names the file (its parameters were kept), never a raw placeholder.
+        messages = transcript["error"]["message"]
+        assert set(messages) == {"vi", "en"}
+        for lang, message in messages.items():
+            assert "{" not in message, (lang, message)
+            assert ".webm" in message, (lang, message)
+        events = await running.api("GET", f"/api/sessions/{s['id']}/audit")
+        assert [e["data"]["code"] for e in events if e["kind"] == "transcript.failed"] == [
+            "audio.unreadable"]
