@@ -51,6 +51,10 @@ _HTTP_CODES = {
 }
 
 
+# Headers an HTTP error must keep when its body is replaced by the JSON error.
+_KEPT_HEADERS = ("Content-Range", "Allow", "Retry-After")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -60,7 +64,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400 or not _wants_json(request):
             raise
-        return error_response(exc.status, _HTTP_CODES.get(exc.status, "http.error"))
+        resp = error_response(exc.status, _HTTP_CODES.get(exc.status, "http.error"))
+        for name in _KEPT_HEADERS:
+            if name in exc.headers:
+                resp.headers[name] = exc.headers[name]
+        return resp
     except json.JSONDecodeError:
         return error_response(400, "http.bad_json")
     except Exception:

@@ -73,7 +73,30 @@ class LiveRegistry:
         on_state: Callable[[Connection, str], None],
     ) -> Connection:
         """Register a new connection; an older one of the same participant is closed
-        first (a second tab or a reconnect replaces the first)."""
+        first (a second tab or a reconnect replaces the first).
+
+        If the caller is cancelled meanwhile (the participant vanished), the connection
+        is still opened and audited, then closed and audited as left: a join is never
+        recorded without its leave.
+        """
+        task = asyncio.get_running_loop().create_task(
+            self._open(session_id, dossier_id, participant, ws, on_state)
+        )
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            conn = await task
+            await self.close(conn, "disconnected")
+            raise
+
+    async def _open(
+        self,
+        session_id: str,
+        dossier_id: str,
+        participant: Participant,
+        ws: web.WebSocketResponse,
+        on_state: Callable[[Connection, str], None],
+    ) -> Connection:
         old = self._sessions.get(session_id, {}).get(participant.id)
         if old is not None:
             await self.close(old, "replaced")

@@ -47,30 +47,28 @@ def chromium_path() -> str:
     return path
 
 
-async def _create_pg_database(base_url: str) -> tuple[str, str]:
+async def _pg_admin(base_url: str, statement: str) -> None:
+    """Run one statement (CREATE/DROP DATABASE) on the server behind ``base_url``."""
     url = make_url(base_url)
-    name = f"hoidong_t_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(
         host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres",
         password=url.password, database=url.database or "postgres",
     )
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(statement)
     finally:
         await conn.close()
-    return url.set(database=name).render_as_string(hide_password=False), name
+
+
+async def _create_pg_database(base_url: str) -> tuple[str, str]:
+    name = f"hoidong_t_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(base_url, f'CREATE DATABASE "{name}"')
+    url = make_url(base_url).set(database=name)
+    return url.render_as_string(hide_password=False), name
 
 
 async def _drop_pg_database(base_url: str, name: str) -> None:
-    url = make_url(base_url)
-    conn = await asyncpg.connect(
-        host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres",
-        password=url.password, database=url.database or "postgres",
-    )
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _pg_admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

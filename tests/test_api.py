@@ -755,3 +755,16 @@ async def test_consent_api(running: Running) -> None:
                               json_body={"token": token_of(other["join_url"]), "accepted": True},
                               token=None)
     assert_error(status, body, 409, "session.ended")
+
+
+async def test_anonymous_caller_is_refused_before_the_body_is_read(running: Running) -> None:
+    """An anonymous request learns it must log in, not what is wrong with its body."""
+    for body in ("{not json", '{"title": ""}', '{"title": "ok", "phase": "appraisal"}'):
+        resp = await running.client.post(
+            "/api/dossiers", data=body, headers={"Content-Type": "application/json"}
+        )
+        assert resp.status == 401, body
+        assert (await resp.json())["error"]["code"] == "auth.required"
+    # The consent route takes no staff login: its body is what authenticates it.
+    resp = await running.client.post("/api/join/consent", data="{not json")
+    assert resp.status == 400

@@ -7,12 +7,11 @@ from sqlalchemy import select
 
 from server.api.framework import ApiRegistry
 from server.api.schemas import AuditEventOut, RecordingOut, TranscriptLine, TranscriptOut
-from server.api.staff import get_or_404
+from server.api.staff import get_or_404, session_from_path
 from server.errors import ApiError
 from server.i18n import both
 from server.models import (
     AuditEvent,
-    MeetingSession,
     Participant,
     Recording,
     Transcript,
@@ -37,8 +36,7 @@ def recording_out(r: Recording) -> RecordingOut:
 async def list_recordings(request: web.Request) -> list[RecordingOut]:
     require(request, "recording.read")
     async with request.app[DB].session() as s:
-        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
-                             "session.not_found")
+        m = await session_from_path(s, request)
         rows = (await s.execute(
             select(Recording).where(Recording.session_id == m.id)
             .order_by(Recording.started_at, Recording.kind)
@@ -103,8 +101,7 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int]:
 async def get_transcript(request: web.Request) -> TranscriptOut:
     require(request, "transcript.read")
     async with request.app[DB].session() as s:
-        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
-                             "session.not_found")
+        m = await session_from_path(s, request)
         t = (await s.execute(
             select(Transcript).where(Transcript.session_id == m.id)
             .order_by(Transcript.created_at.desc()).limit(1)
@@ -146,8 +143,7 @@ async def get_transcript_json(request: web.Request) -> web.Response:
 async def _stored_transcript(request: web.Request, fmt: str, content_type: str) -> web.Response:
     require(request, "transcript.read")
     async with request.app[DB].session() as s:
-        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
-                             "session.not_found")
+        m = await session_from_path(s, request)
         t = (await s.execute(
             select(Transcript).where(Transcript.session_id == m.id, Transcript.status == "done")
             .order_by(Transcript.created_at.desc()).limit(1)
@@ -164,8 +160,7 @@ async def _stored_transcript(request: web.Request, fmt: str, content_type: str) 
 async def list_audit(request: web.Request) -> list[AuditEventOut]:
     require(request, "audit.read")
     async with request.app[DB].session() as s:
-        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
-                             "session.not_found")
+        m = await session_from_path(s, request)
         rows = (await s.execute(
             select(AuditEvent).where(AuditEvent.session_id == m.id).order_by(AuditEvent.id)
         )).scalars()

@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from server.auth import IDENTITY_KEY
 from server.errors import ApiError, error_body
 
 MAX_JSON_BYTES = 256 * 1024
@@ -158,6 +159,9 @@ def _wrap(r: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
 
     async def handler(request: web.Request) -> web.StreamResponse:
         args: list[Any] = [request]
+        if r.auth == "staff" and request.get(IDENTITY_KEY) is None:
+            # Who is asking is settled before what they sent is read.
+            raise ApiError(401, "auth.required")
         if r.body is not None:
             args.append(await parse_body(request, r.body))
         result = await r.handler(*args)

@@ -47,6 +47,12 @@ async def get_or_404(s: AsyncSession, model: type[T], ident: str, code: str) -> 
     return row
 
 
+async def session_from_path(s: AsyncSession, request: web.Request) -> MeetingSession:
+    """The session named by the route's ``{session_id}``, or a 404."""
+    return await get_or_404(s, MeetingSession, request.match_info["session_id"],
+                            "session.not_found")
+
+
 # -- login ----------------------------------------------------------------------------
 
 @api.route("POST", "/api/login", summary="Log in (sets the login cookie)", body=LoginIn,
@@ -164,8 +170,7 @@ async def list_sessions(request: web.Request) -> list[SessionOut]:
 async def get_session(request: web.Request) -> SessionOut:
     require(request, "session.read")
     async with request.app[DB].session() as s:
-        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
-                             "session.not_found")
+        m = await session_from_path(s, request)
         return SessionOut.model_validate(m)
 
 
@@ -174,8 +179,7 @@ async def get_session(request: web.Request) -> SessionOut:
 async def start_session(request: web.Request) -> SessionOut:
     ident = require(request, "session.control")
     async with request.app[DB].session() as s:
-        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
-                             "session.not_found")
+        m = await session_from_path(s, request)
         if m.status != SessionStatus.SCHEDULED:
             raise ApiError(409, "session.not_scheduled", {"status": m.status})
         m.status = SessionStatus.LIVE
@@ -227,8 +231,7 @@ async def add_participant(request: web.Request, body: ParticipantIn) -> Particip
     ident = require(request, "participant.add")
     settings = request.app[SETTINGS]
     async with request.app[DB].session() as s:
-        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
-                             "session.not_found")
+        m = await session_from_path(s, request)
         if m.status not in (SessionStatus.SCHEDULED, SessionStatus.LIVE):
             raise ApiError(409, "session.already_ended")
         p = Participant(session_id=m.id, name=body.name, role=body.role.value, email=body.email)
@@ -249,8 +252,7 @@ async def add_participant(request: web.Request, body: ParticipantIn) -> Particip
 async def list_participants(request: web.Request) -> list[ParticipantOut]:
     require(request, "participant.read")
     async with request.app[DB].session() as s:
-        m = await get_or_404(s, MeetingSession, request.match_info["session_id"],
-                             "session.not_found")
+        m = await session_from_path(s, request)
         rows = (await s.execute(
             select(Participant).where(Participant.session_id == m.id)
             .order_by(Participant.created_at)
