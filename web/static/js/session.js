@@ -75,10 +75,16 @@ async function loadTranscript() {
   return tr.status;
 }
 
+/** "participant:<id>" shown as the participant's name; other actors as recorded. */
+function actorName(actor) {
+  const [kind, id] = actor.split(":");
+  return kind === "participant" && participants.has(id) ? participants.get(id).name : actor;
+}
+
 async function loadAudit() {
   const events = await api("GET", `/api/sessions/${sessionId}/audit`).catch(() => []);
   $("#audit").replaceChildren(...events.map((e) => el("tr", {},
-    el("td", {}, formatTime(e.at)), el("td", {}, t("event." + e.kind)), el("td", {}, e.actor))));
+    el("td", {}, formatTime(e.at)), el("td", {}, t("event." + e.kind)), el("td", {}, actorName(e.actor)))));
 }
 
 async function refresh() {
