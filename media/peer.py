@@ -12,17 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiortc import (
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpCodecParameters,
+    RTCRtpReceiver,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
 
+from media.forwarder import SlotTrack
 from media.frames import EncodedFrame
 from media.recorder import SUPPORTED_CODECS, RecordingResult, TrackRecorder
 from media.sdp import SdpError, check_offer
@@ -31,6 +35,15 @@ from media.tap import install_tap
 log = logging.getLogger(__name__)
 
 FrameListener = Callable[[str, EncodedFrame], None]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """An m-line the client only receives on: the server sends it others' media."""
+
+    mid: str
+    kind: str
+    track: SlotTrack
 StateListener = Callable[[str], None]
 
 
@@ -65,18 +78,38 @@ class ParticipantPeer:
         on_state: StateListener | None = None,
     ) -> None:
         self.spool_dir = spool_dir
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or []))
+        # max-bundle: every m-line on one transport. With aiortc's default (balanced), a
+        # second transceiver of a kind is created on the first one's transport, the
+        # BUNDLE step then skips it, and it is answered with no candidates (port 9).
+        self.pc = RTCPeerConnection(RTCConfiguration(
+            iceServers=ice_servers or [], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+        ))
         self._recorders: dict[str, TrackRecorder] = {}
         self._on_frame = on_frame
         self._on_state = on_state
         self._closed = False
         self._answered = False
         self._results: list[RecordingResult] = []
+        self._receivers: dict[str, RTCRtpReceiver] = {}
+        self.slots: list[Slot] = []
 
         @self.pc.on("connectionstatechange")
         def _state_changed() -> None:
             if self._on_state is not None:
                 self._on_state(self.pc.connectionState)
+
+    @property
+    def published(self) -> dict[str, str]:
+        """The tracks this participant sends: key (``kind-mid``) → kind."""
+        return {key: key.split("-", 1)[0] for key in self._receivers}
+
+    def request_keyframe(self, key: str) -> None:
+        """Send a PLI for the published video track ``key`` (no-op for others)."""
+        receiver = self._receivers.get(key)
+        if receiver is None or self._closed or not key.startswith("video"):
+            return
+        for source in receiver.getSynchronizationSources():
+            asyncio.get_running_loop().create_task(receiver._send_rtcp_pli(source.source))
 
     @property
     def recording_tracks(self) -> list[str]:
@@ -92,8 +125,13 @@ class ParticipantPeer:
         """
         if self._answered or self._closed:
             raise SdpError("sdp.unexpected")
-        check_offer(offer_sdp)
+        parsed = check_offer(offer_sdp)
         assert isinstance(offer_sdp, str)
+        # What the client does on each m-line: sends (it publishes) or only receives
+        # (a slot the server fills with other participants' media).
+        client_sends = {
+            m.rtp.muxId: m.direction in ("sendrecv", "sendonly") for m in parsed.media
+        }
         self._answered = True
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
@@ -105,8 +143,18 @@ class ParticipantPeer:
             if kind not in ("audio", "video"):
                 continue
             _restrict_codecs(transceiver)
-            key = f"{kind}-{transceiver.mid}"
-            install_tap(transceiver.receiver, kind, self._sink_for(key))
+            if client_sends.get(str(transceiver.mid), False):
+                key = f"{kind}-{transceiver.mid}"
+                self._receivers[key] = transceiver.receiver
+                install_tap(transceiver.receiver, kind, self._sink_for(key))
+            else:
+                slot = SlotTrack(kind)
+                transceiver.direction = "sendonly"
+                transceiver.sender.replaceTrack(slot)
+                # aiortc turns a subscriber's PLI/FIR into _send_keyframe(), which only an
+                # encoder would honour; passthrough asks the publisher instead.
+                transceiver.sender._send_keyframe = slot.request_keyframe  # type: ignore[method-assign]
+                self.slots.append(Slot(str(transceiver.mid), kind, slot))
         try:
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from media.peer import ParticipantPeer
 from media.recorder import RecordingResult
+from media.room import Room, source_member
 from server import audit
 from server.database import Database
 from server.models import Participant, Recording, new_id, utcnow
@@ -54,6 +55,7 @@ class LiveRegistry:
         self._settings = settings
         self._sessions: dict[str, dict[str, Connection]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._rooms: dict[str, Room] = {}
         self._finishing: set[asyncio.Task[None]] = set()
 
     def lock(self, session_id: str) -> asyncio.Lock:
@@ -108,7 +110,12 @@ class LiveRegistry:
             if holder:
                 on_state(holder[0], state)
 
-        peer = ParticipantPeer(spool, on_state=state_changed)
+        room = self._rooms.setdefault(session_id, Room())
+        pid = participant.id
+        peer = ParticipantPeer(
+            spool, on_state=state_changed,
+            on_frame=lambda key, frame: room.publish(pid, key, frame),
+        )
         conn = Connection(
             id=conn_id,
             session_id=session_id,
@@ -151,7 +158,45 @@ class LiveRegistry:
         task.add_done_callback(self._finishing.discard)
         await asyncio.shield(task)
 
+    async def media_ready(self, conn: Connection) -> None:
+        """``conn``'s offer is answered: forward its media to the others and theirs to it."""
+        room = self._rooms.get(conn.session_id)
+        if room is None or conn.closed.is_set():
+            return
+        await self._announce_slots(conn.session_id, room.join(conn.participant.id, conn.peer))
+
+    async def _announce_slots(self, session_id: str, members: set[str]) -> None:
+        """Tell each of ``members`` which participant each of its receive slots shows."""
+        room = self._rooms.get(session_id)
+        by_id = self._sessions.get(session_id, {})
+        if room is None:
+            return
+        for member in members:
+            conn = by_id.get(member)
+            if conn is None or conn.ws.closed:
+                continue
+            slots = []
+            for slot in room.assignments(member):
+                source = by_id.get(source_member(slot.track.source)) if slot.track.source else None
+                slots.append({
+                    "mid": slot.mid, "kind": slot.kind,
+                    "participant": None if source is None else {
+                        "id": source.participant.id, "name": source.participant.name,
+                        "role": source.participant.role,
+                    },
+                })
+            try:
+                await conn.ws.send_json({"type": "slots", "slots": slots})
+            except ConnectionError:
+                pass
+
     async def _finish(self, conn: Connection, reason: str) -> None:
+        room = self._rooms.get(conn.session_id)
+        if room is not None:
+            # Stop forwarding first: the others stop receiving a peer that is going away.
+            await self._announce_slots(conn.session_id, room.leave(conn.participant.id))
+            if not room.members() and not self._sessions.get(conn.session_id):
+                self._rooms.pop(conn.session_id, None)
         results = await conn.peer.close()
         if not conn.ws.closed:
             await conn.ws.close()

@@ -63,6 +63,11 @@ class Settings:
         False, "Mark login cookies Secure (turn on whenever the server is reached over HTTPS)."
     )
     login_session_hours: int = _setting(12, "How long a staff login lasts, in hours.")
+    max_participants: int = _setting(
+        20,
+        "Most people a meeting is prepared for: each browser offers one receive slot per "
+        "kind (audio, video) for every other participant.",
+    )
     ui_language: str = _setting("vi", "Default language of the interface.", ("vi", "en"))
     storage_backend: str = _setting(
         "local", "Where recordings and transcripts are stored.", ("local", "minio")

@@ -30,14 +30,14 @@ from aiohttp import WSMsgType, web
 from media.sdp import SdpError, check_offer
 from server import jointoken
 from server.i18n import both
-from server.live import Connection
+from server.live import Connection, LiveRegistry
 from server.models import (
     CAMERA_REQUIRED_ROLES,
     MeetingSession,
     Participant,
     SessionStatus,
 )
-from server.state import DB, LIVE, SECRET
+from server.state import DB, LIVE, SECRET, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ async def join_socket(request: web.Request) -> web.WebSocketResponse:
     reason = "closed"
     try:
         conn = await _admit(request, ws)
-        reason = await _serve(ws, conn)
+        reason = await _serve(ws, conn, request.app[LIVE])
     except SignalError as exc:
         reason = exc.code
         await send_error(ws, exc.code)
@@ -137,6 +137,8 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
                             "role": participant.role,
                             "camera_required": participant.role in CAMERA_REQUIRED_ROLES},
             "session": {"id": session.id, "title": session.title, "status": session.status},
+            # How many others the client prepares to receive (one slot per kind each).
+            "receive_slots": request.app[SETTINGS].max_participants - 1,
         })
     except BaseException:
         # Gone before the welcome: the caller never sees this connection, so end it here.
@@ -145,7 +147,7 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
     return conn
 
 
-async def _serve(ws: web.WebSocketResponse, conn: Connection) -> str:
+async def _serve(ws: web.WebSocketResponse, conn: Connection, live: LiveRegistry) -> str:
     """Handle messages until the participant leaves; returns why it ended."""
     async for msg in ws:
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
@@ -156,6 +158,7 @@ async def _serve(ws: web.WebSocketResponse, conn: Connection) -> str:
         kind = data["type"]
         if kind == "offer":
             await ws.send_json({"type": "answer", "sdp": await _answer(conn, data.get("sdp"))})
+            await live.media_ready(conn)
         elif kind == "ping":
             await ws.send_json({"type": "pong"})
         elif kind == "leave":

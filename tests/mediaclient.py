@@ -11,8 +11,17 @@ import math
 import time
 
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from av import AudioFrame, VideoFrame
+
+from media.frames import EncodedFrame
+from media.tap import install_tap
 
 SAMPLE_RATE = 48000
 SAMPLES = 960  # 20 ms
@@ -73,14 +82,29 @@ class PatternTrack(MediaStreamTrack):
         return frame
 
 
-async def make_offer(audio: bool = True, video: bool = True) -> RTCPeerConnection:
-    """A client peer connection with its offer set as local description."""
-    pc = RTCPeerConnection()
+async def make_offer(
+    audio: bool = True, video: bool = True, receive_slots: int = 0,
+    received: dict[str, list[EncodedFrame]] | None = None,
+) -> RTCPeerConnection:
+    """A client peer connection with its offer set as local description.
+
+    With ``receive_slots``, it also offers that many receive-only audio and video
+    m-lines (as the browser does); the encoded frames arriving on each are appended to
+    ``received[mid]`` (tapped before decoding, so the client costs no decoding). Like a
+    browser, it bundles every m-line on one transport (max-bundle).
+    """
+    pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     if audio:
         pc.addTransceiver(ToneTrack(), direction="sendonly")
     if video:
         pc.addTransceiver(PatternTrack(), direction="sendonly")
+    slots = [pc.addTransceiver(kind, direction="recvonly")
+             for _ in range(receive_slots) for kind in ("audio", "video")]
     await pc.setLocalDescription(await pc.createOffer())
+    for transceiver in slots:
+        mid = str(transceiver.mid)
+        frames = (received if received is not None else {}).setdefault(mid, [])
+        install_tap(transceiver.receiver, transceiver.kind, frames.append)
     return pc
 
 

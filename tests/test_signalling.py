@@ -274,6 +274,7 @@ async def test_welcome_and_consent_required(running: Running) -> None:
         "participant": {"id": observer.id, "name": "Quan sát viên", "role": "observer",
                         "camera_required": False},
         "session": {"id": sid, "title": "Phiên họp", "status": "scheduled"},
+        "receive_slots": r.settings.max_participants - 1,
     }
     await ws.send_json({"type": "leave"})
     assert await recv_json(ws) == {"type": "bye"}

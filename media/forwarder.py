@@ -1,0 +1,149 @@
+"""Passthrough forwarding: publishers' encoded frames to subscribers, never decoded.
+
+A :class:`SlotTrack` is one outgoing track of a subscriber's connection. aiortc's
+``RTCRtpSender`` accepts pre-encoded ``av.Packet``s from ``recv()`` and only packetises
+them, so a slot costs no encoding. The :class:`Forwarder` routes each publisher's frames
+(from :mod:`media.tap`) to the slots subscribed to it.
+
+Each slot keeps its own timeline: when it is switched to another publisher its
+timestamps continue from where they were, so the browser's jitter buffer sees one
+steady stream. A video slot starts (and restarts after loss) at a key frame and asks
+the publisher for one. A subscriber that does not keep up loses frames, never memory:
+the queue is bounded and overflow drops what is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections.abc import Callable
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack
+
+from media.frames import EncodedFrame
+from media.vp8 import is_keyframe
+
+# A frame's nominal length in RTP units, used to continue a slot's timeline across a switch.
+_STEP = {"audio": 960, "video": 3000}
+_TIME_BASES = {48000: fractions.Fraction(1, 48000), 90000: fractions.Fraction(1, 90000)}
+KEYFRAME_REQUEST_INTERVAL_S = 0.5
+
+KeyframeRequest = Callable[[], None]
+
+
+class SlotTrack(MediaStreamTrack):
+    """An outgoing track fed with encoded frames; ``recv`` yields ``av.Packet``s."""
+
+    def __init__(self, kind: str, *, max_queue: int = 64) -> None:
+        super().__init__()
+        self.kind = kind
+        self.source: str | None = None
+        self.delivered = 0
+        self.dropped = 0
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(max_queue)
+        self._need_keyframe = kind == "video"
+        self._rebase = True
+        self._offset = 0
+        self._last_pts: int | None = None
+        self._request_keyframe: KeyframeRequest | None = None
+
+    async def recv(self) -> Any:  # an av.Packet, which aiortc packs without encoding
+        packet = await self._queue.get()
+        self.delivered += 1
+        return packet
+
+    def assign(self, source: str | None, request_keyframe: KeyframeRequest | None) -> None:
+        """Switch the slot to ``source`` (None: idle). Queued frames of the old source go."""
+        self.source = source
+        self._request_keyframe = request_keyframe
+        self._need_keyframe = self.kind == "video"
+        self._rebase = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        if request_keyframe is not None and self.kind == "video":
+            request_keyframe()
+
+    def request_keyframe(self) -> None:
+        """The subscriber lost picture (PLI/FIR): pass the request to the publisher."""
+        if self._request_keyframe is not None:
+            self._request_keyframe()
+
+    def push(self, frame: EncodedFrame) -> None:
+        if self._need_keyframe:
+            if not is_keyframe(frame.data):
+                self.dropped += 1
+                return
+            self._need_keyframe = False
+        if self._rebase:
+            start = 0 if self._last_pts is None else self._last_pts + _STEP[self.kind]
+            self._offset = start - frame.rtp_timestamp
+            self._rebase = False
+        pts = frame.rtp_timestamp + self._offset
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        packet = av.Packet(frame.data)
+        packet.pts = pts
+        packet.time_base = _TIME_BASES.get(frame.clock_rate) or fractions.Fraction(
+            1, frame.clock_rate
+        )
+        if self._queue.full():
+            while not self._queue.empty():
+                self._queue.get_nowait()
+                self.dropped += 1
+            if self.kind == "video":
+                # The frames lost were references for what follows: restart at a key frame.
+                self._need_keyframe = True
+                self.request_keyframe()
+                return
+        self._queue.put_nowait(packet)
+        self._last_pts = pts
+
+
+class Forwarder:
+    """Routes publishers' frames to subscribed slots (one forwarder per room)."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, set[SlotTrack]] = {}
+        self._keyframe: dict[str, KeyframeRequest] = {}
+        self._last_request: dict[str, float] = {}
+
+    def add_publisher(self, key: str, request_keyframe: Callable[[], None]) -> None:
+        self._slots.setdefault(key, set())
+        self._keyframe[key] = request_keyframe
+
+    def remove_publisher(self, key: str) -> None:
+        for slot in self._slots.pop(key, set()):
+            slot.assign(None, None)
+        self._keyframe.pop(key, None)
+        self._last_request.pop(key, None)
+
+    def subscribe(self, key: str, slot: SlotTrack) -> None:
+        if slot.source is not None:
+            self.unsubscribe(slot)
+        self._slots.setdefault(key, set()).add(slot)
+        slot.assign(key, lambda: self.request_keyframe(key))
+
+    def unsubscribe(self, slot: SlotTrack) -> None:
+        if slot.source is not None:
+            self._slots.get(slot.source, set()).discard(slot)
+        slot.assign(None, None)
+
+    def publish(self, key: str, frame: EncodedFrame) -> None:
+        for slot in self._slots.get(key, ()):
+            slot.push(frame)
+
+    def request_keyframe(self, key: str) -> None:
+        """Ask publisher ``key`` for a key frame, at most every 0.5 s."""
+        now = time.monotonic()
+        if now - self._last_request.get(key, 0.0) < KEYFRAME_REQUEST_INTERVAL_S:
+            return
+        request = self._keyframe.get(key)
+        if request is not None:
+            self._last_request[key] = now
+            request()
+
+    def subscribers(self, key: str) -> int:
+        return len(self._slots.get(key, ()))

@@ -1,0 +1,159 @@
+"""Multi-party forwarding: everyone receives everyone, undecoded, through real peers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiortc import RTCPeerConnection
+
+from media.forwarder import Forwarder, SlotTrack
+from media.frames import EncodedFrame
+from media.vp8 import is_keyframe
+from tests.conftest import Running
+from tests.mediaclient import accept_answer, make_offer
+from tests.test_signalling import Invited, invite, joined, new_session, recv_json
+
+
+@dataclass
+class Client:
+    who: Invited
+    ws: ClientWebSocketResponse
+    pc: RTCPeerConnection
+    received: dict[str, list[EncodedFrame]]
+    slots: list[dict[str, Any]] = field(default_factory=list)
+    reader: asyncio.Task[None] | None = None
+
+    def frames_from(self, participant_id: str, kind: str) -> list[EncodedFrame]:
+        for slot in self.slots:
+            who = slot["participant"]
+            if slot["kind"] == kind and who is not None and who["id"] == participant_id:
+                return self.received[slot["mid"]]
+        return []
+
+
+async def _read_slots(client: Client) -> None:
+    async for msg in client.ws:
+        if msg.type != WSMsgType.TEXT:
+            break
+        data = json.loads(msg.data)
+        if data["type"] == "slots":
+            client.slots = data["slots"]
+
+
+async def join_with_media(r: Running, sid: str, who: Invited, receive_slots: int) -> Client:
+    ws = await joined(r, who, sid)
+    received: dict[str, list[EncodedFrame]] = {}
+    pc = await make_offer(receive_slots=receive_slots, received=received)
+    await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+    answer = await recv_json(ws)
+    assert answer["type"] == "answer", answer
+    await accept_answer(pc, answer["sdp"])
+    client = Client(who, ws, pc, received)
+    client.reader = asyncio.create_task(_read_slots(client))
+    return client
+
+
+async def test_three_participants_each_receive_the_other_two(running: Running) -> None:
+    r = running
+    sid = await new_session(r)
+    names = [("Chủ tịch An", "chair"), ("Thành viên Bình", "member"), ("Thư ký Chi", "secretary")]
+    people = [await invite(r, sid, name, role) for name, role in names]
+    clients = [await join_with_media(r, sid, who, receive_slots=2) for who in people]
+    try:
+        await asyncio.sleep(5)
+        for client in clients:
+            others = [c.who for c in clients if c is not client]
+            shown = {s["participant"]["id"] for s in client.slots if s["participant"]}
+            assert shown == {o.id for o in others}, client.slots
+            for other in others:
+                video = client.frames_from(other.id, "video")
+                audio = client.frames_from(other.id, "audio")
+                # ~15 fps and 50 packets/s sent; allow for the join order and start-up.
+                assert len(video) > 20, (client.who.name, other.name, len(video))
+                assert len(audio) > 80, (client.who.name, other.name, len(audio))
+                assert is_keyframe(video[0].data)  # a slot starts at a key frame
+                assert all(f.codec == "vp8" for f in video)
+                assert all(f.codec == "opus" for f in audio)
+
+        # One leaves: the others' slots showing it are freed and say so.
+        leaver = clients.pop()
+        await leaver.ws.send_json({"type": "leave"})
+        await asyncio.sleep(1.5)
+        for client in clients:
+            shown = {s["participant"]["id"] for s in client.slots if s["participant"]}
+            assert leaver.who.id not in shown, client.slots
+        await leaver.pc.close()
+        # Ending the session finishes and stores everyone's recordings before it returns.
+        await r.api("POST", f"/api/sessions/{sid}/end")
+    finally:
+        for client in clients:
+            await client.ws.close()
+            await client.pc.close()
+            if client.reader is not None:
+                client.reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await client.reader
+
+    # Forwarding does not replace recording: each participant's own tracks are stored.
+    recordings = await r.api("GET", f"/api/sessions/{sid}/recordings")
+    stored = {(x["participant_id"], x["kind"]) for x in recordings if x["status"] == "stored"}
+    assert stored == {(p.id, k) for p in people for k in ("audio", "video")}
+
+
+def _frame(data: bytes, ts: int, kind: str = "video") -> EncodedFrame:
+    rate = 90000 if kind == "video" else 48000
+    return EncodedFrame(kind, "vp8" if kind == "video" else "opus", data, ts, rate, 0.0)
+
+
+KEY = b"\x10\x02\x00\x9d\x01\x2a\x40\x01\xf0\x00" + b"k" * 20  # 320x240 key frame
+DELTA = b"\x31\x00\x00" + b"d" * 20
+
+
+async def test_slot_starts_at_keyframe_and_keeps_one_timeline() -> None:
+    requests: list[str] = []
+    fwd = Forwarder()
+    fwd.add_publisher("a/video-0", lambda: requests.append("a"))
+    fwd.add_publisher("b/video-0", lambda: requests.append("b"))
+    slot = SlotTrack("video")
+    fwd.subscribe("a/video-0", slot)
+    assert requests == ["a"]  # a new subscriber asks for a key frame
+    fwd.publish("a/video-0", _frame(DELTA, 1000))  # not decodable alone: dropped
+    fwd.publish("a/video-0", _frame(KEY, 4000))
+    fwd.publish("a/video-0", _frame(DELTA, 7000))
+    first, second = await slot.recv(), await slot.recv()
+    assert bytes(first) == KEY and first.pts == 0
+    assert bytes(second) == DELTA and second.pts == 3000
+    assert slot.dropped == 1
+
+    # Switched to another publisher: its timestamps continue the slot's timeline.
+    fwd.subscribe("b/video-0", slot)
+    assert requests == ["a", "b"]
+    fwd.publish("a/video-0", _frame(KEY, 10000))  # no longer routed here
+    fwd.publish("b/video-0", _frame(KEY, 999_999))
+    third = await slot.recv()
+    assert bytes(third) == KEY and third.pts == 6000
+    assert fwd.subscribers("a/video-0") == 0 and fwd.subscribers("b/video-0") == 1
+
+
+async def test_slow_subscriber_loses_frames_not_memory() -> None:
+    requests: list[str] = []
+    fwd = Forwarder()
+    fwd.add_publisher("a/video-0", lambda: requests.append("a"))
+    slot = SlotTrack("video", max_queue=8)
+    fwd.subscribe("a/video-0", slot)
+    fwd.publish("a/video-0", _frame(KEY, 0))
+    for i in range(1, 200):  # nobody calls recv(): the subscriber is stuck
+        fwd.publish("a/video-0", _frame(DELTA, i * 3000))
+    assert slot._queue.qsize() <= 8
+    assert slot.dropped > 150
+    # Having lost reference frames, the slot waits for (and asked for) a key frame.
+    assert len(requests) >= 1
+    fwd.publish("a/video-0", _frame(DELTA, 700_000))
+    queued = slot._queue.qsize()
+    fwd.publish("a/video-0", _frame(KEY, 703_000))
+    assert slot._queue.qsize() == queued + 1
