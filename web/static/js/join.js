@@ -1,5 +1,5 @@
 // The participant's page: device check, recording consent, then the live connection.
-import { errorMessage, lang, t } from "./i18n.js";
+import { el, errorMessage, lang, t } from "./i18n.js";
 
 const $ = (sel) => document.querySelector(sel);
 const cfg = JSON.parse($("#join-config").textContent);
@@ -88,9 +88,62 @@ function waitForIce(peer, timeoutMs = 5000) {
   });
 }
 
-async function sendOffer() {
-  pc = new RTCPeerConnection();
-  for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+/** Keep only the codecs the server records and forwards (also keeps the offer small). */
+function narrowCodecs(transceiver, kind) {
+  const wanted = kind === "video" ? ["video/vp8", "video/rtx"] : ["audio/opus"];
+  const caps = RTCRtpReceiver.getCapabilities(kind);
+  if (!caps || !transceiver.setCodecPreferences) return;
+  const codecs = caps.codecs.filter((c) => wanted.includes(c.mimeType.toLowerCase()));
+  if (codecs.length) transceiver.setCodecPreferences(codecs);
+}
+
+// mid -> remote track, filled by `track` events; tiles are built from `slots` messages.
+const remoteTracks = new Map();
+let lastSlots = [];
+
+function renderGrid() {
+  const grid = $("#grid");
+  const byPerson = new Map();
+  for (const slot of lastSlots) {
+    if (!slot.participant) continue;
+    const entry = byPerson.get(slot.participant.id) || { who: slot.participant, tracks: [] };
+    const track = remoteTracks.get(slot.mid);
+    if (track) entry.tracks.push(track);
+    byPerson.set(slot.participant.id, entry);
+  }
+  for (const tile of [...grid.children]) {
+    if (!byPerson.has(tile.dataset.participantId)) tile.remove();
+  }
+  for (const [id, { who, tracks }] of byPerson) {
+    let tile = grid.querySelector(`[data-participant-id="${CSS.escape(id)}"]`);
+    if (!tile) {
+      const video = el("video", { autoplay: true, playsinline: true });
+      tile = el("figure", { class: "tile", dataset: { participantId: id } }, video,
+        el("figcaption", {}, el("strong", {}, who.name), " · ", t("role." + who.role)));
+      grid.append(tile);
+    }
+    const video = tile.querySelector("video");
+    const current = video.srcObject ? video.srcObject.getTracks().map((tr) => tr.id).sort().join() : "";
+    if (current !== tracks.map((tr) => tr.id).sort().join()) video.srcObject = new MediaStream(tracks);
+  }
+  $("#grid-empty").hidden = byPerson.size > 0;
+}
+
+async function sendOffer(receiveSlots) {
+  pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+  window.hoidong = { pc };  // for diagnostics and the browser tests
+  for (const track of stream.getTracks()) {
+    narrowCodecs(pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }), track.kind);
+  }
+  // One receive slot per kind for every other participant the meeting can hold: the
+  // server fills them as people join, with no renegotiation.
+  for (let i = 0; i < receiveSlots; i++) {
+    for (const kind of ["audio", "video"]) narrowCodecs(pc.addTransceiver(kind, { direction: "recvonly" }), kind);
+  }
+  pc.addEventListener("track", (ev) => {
+    remoteTracks.set(ev.transceiver.mid, ev.track);
+    renderGrid();
+  });
   pc.addEventListener("connectionstatechange", () => {
     if (pc.connectionState === "connected") setStatus("connected", t("join.connected"));
     else if (["failed", "disconnected"].includes(pc.connectionState) && !finished) setStatus("disconnected", t("join.disconnected"));
@@ -118,12 +171,15 @@ $("#join-enter").addEventListener("click", () => {
     const msg = JSON.parse(ev.data);
     if (msg.type === "welcome") {
       for (const id of ["#toggle-mic", "#toggle-camera", "#leave"]) $(id).disabled = false;
-      await sendOffer();
+      await sendOffer(msg.receive_slots || 0);
     } else if (msg.type === "answer") {
       await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
     } else if (msg.type === "error") {
       showError(msg.code, msg.message[lang]);
       finish("error", t("join.disconnected"));
+    } else if (msg.type === "slots") {
+      lastSlots = msg.slots;
+      renderGrid();
     } else if (msg.type === "session_ended") {
       finish("ended", t("join.session_ended"));
     } else if (msg.type === "bye") {

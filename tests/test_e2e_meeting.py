@@ -1,0 +1,87 @@
+"""Three people in one meeting, in real Chromium: each sees and hears the other two."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, async_playwright
+
+from tests.conftest import Running
+from tests.test_e2e_browser import chromium_args, join_in_browser, make_speech
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PEOPLE = [("Chủ tịch Nguyễn An", "chair"), ("Thành viên Lê Bình", "member"),
+          ("Thư ký Trần Chi", "secretary")]
+
+DECODED = """() => [...document.querySelectorAll('#grid .tile')].map(tile => ({
+  id: tile.dataset.participantId,
+  frames: tile.querySelector('video').getVideoPlaybackQuality().totalVideoFrames,
+}))"""
+
+AUDIO_IN = """async () => {
+  const stats = await window.hoidong.pc.getStats();
+  return [...stats.values()]
+    .filter(s => s.type === 'inbound-rtp' && s.kind === 'audio' && s.totalSamplesReceived > 0)
+    .length;
+}"""
+
+
+async def decoded_frames(page: Page) -> dict[str, int]:
+    tiles: list[dict[str, Any]] = await page.evaluate(DECODED)
+    return {tile["id"]: tile["frames"] for tile in tiles}
+
+
+async def test_three_people_see_and_hear_each_other(
+    running: Running, chromium_path: str, espeak: str, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    r = running
+    wav = make_speech(espeak, tmp_path / "speech.wav")
+    d = await r.api("POST", "/api/dossiers", {"title": "Hồ sơ", "phase": "appraisal"}, 201)
+    s = await r.api("POST", f"/api/dossiers/{d['id']}/sessions",
+                    {"kind": "council_meeting", "title": "Họp Hội đồng"}, 201)
+    sid = s["id"]
+    await r.api("POST", f"/api/sessions/{sid}/start")
+    invited = [await r.api("POST", f"/api/sessions/{sid}/participants",
+                           {"name": name, "role": role}, 201) for name, role in PEOPLE]
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium_path, headless=True,
+                                          args=chromium_args(wav))
+        try:
+            pages = []
+            for person in invited:
+                page = await browser.new_page(viewport={"width": 1100, "height": 900})
+                await join_in_browser(page, r.base_url + "/join/" +
+                                      person["join_url"].split("/join/", 1)[1])
+                pages.append(page)
+            for page in pages:
+                await page.wait_for_function(
+                    "document.querySelectorAll('#grid .tile').length === 2", timeout=20000
+                )
+            first = [await decoded_frames(page) for page in pages]
+            await asyncio.sleep(3)
+            second = [await decoded_frames(page) for page in pages]
+            for me, page, before, after in zip(invited, pages, first, second, strict=True):
+                others = {x["id"] for x in invited if x["id"] != me["id"]}
+                assert set(after) == others, (me["name"], after)
+                for other in others:
+                    # Decoding keeps going: frames decoded grow by ~30/s per remote video.
+                    assert after[other] - before.get(other, 0) > 15, (me["name"], before, after)
+                assert await page.evaluate(AUDIO_IN) >= 2, me["name"]
+                names = await page.locator("#grid figcaption").all_inner_texts()
+                assert sorted(n.split(" · ")[0] for n in names) == sorted(
+                    x["name"] for x in invited if x["id"] != me["id"]
+                )
+            await pages[0].screenshot(path=str(artifacts_dir / "meeting.png"), full_page=True)
+
+            # One leaves: the other two drop its tile.
+            await pages[2].click("#leave")
+            for page in pages[:2]:
+                await page.wait_for_function(
+                    "document.querySelectorAll('#grid .tile').length === 1", timeout=10000
+                )
+        finally:
+            await browser.close()
