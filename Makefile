@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
-.PHONY: run test lint typecheck pytest clean help
+.PHONY: run test lint typecheck pytest clean help settings-table
 
 help:
 	@echo "make run   - install into .venv, migrate, serve on http://127.0.0.1:8080 (data in ./data)"
@@ -38,6 +38,13 @@ pytest: $(DEV_STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Rewrite the README's settings table from server/settings.py.
+settings-table: $(RUNTIME_STAMP)
+	$(BIN)/python -c "import re, pathlib; from server.settings import markdown_table; \
+	p = pathlib.Path('README.md'); s = p.read_text(); \
+	p.write_text(re.sub(r'(<!-- settings:start -->\n).*?(<!-- settings:end -->)', \
+	lambda m: m.group(1) + markdown_table() + m.group(2), s, flags=re.S))"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/.artifacts

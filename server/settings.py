@@ -68,6 +68,20 @@ class Settings:
         "Most people a meeting is prepared for: each browser offers one receive slot per "
         "kind (audio, video) for every other participant.",
     )
+    stun_urls: str = _setting(
+        "", "STUN servers for browsers, comma-separated (e.g. stun:turn.example.vn:3478)."
+    )
+    turn_urls: str = _setting(
+        "",
+        "TURN servers, comma-separated (e.g. turn:turn.example.vn:3478?transport=udp, "
+        "turns:turn.example.vn:5349). Each join gets its own short-lived credentials.",
+    )
+    turn_secret: str = _setting(
+        "", "Shared secret with coturn (use-auth-secret / static-auth-secret) for TURN credentials."
+    )
+    turn_ttl_s: int = _setting(
+        86400, "How long a participant's TURN credentials stay valid, in seconds."
+    )
     ui_language: str = _setting("vi", "Default language of the interface.", ("vi", "en"))
     storage_backend: str = _setting(
         "local", "Where recordings and transcripts are stored.", ("local", "minio")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -30,6 +31,7 @@ from aiohttp import WSMsgType, web
 from media.sdp import SdpError, check_offer
 from server import jointoken
 from server.i18n import both
+from server.ice import ice_servers
 from server.live import Connection, LiveRegistry
 from server.models import (
     CAMERA_REQUIRED_ROLES,
@@ -139,6 +141,7 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
             "session": {"id": session.id, "title": session.title, "status": session.status},
             # How many others the client prepares to receive (one slot per kind each).
             "receive_slots": request.app[SETTINGS].max_participants - 1,
+            "ice_servers": ice_servers(request.app[SETTINGS], participant.id, time.time()),
         })
     except BaseException:
         # Gone before the welcome: the caller never sees this connection, so end it here.

@@ -275,6 +275,7 @@ async def test_welcome_and_consent_required(running: Running) -> None:
                         "camera_required": False},
         "session": {"id": sid, "title": "Phiên họp", "status": "scheduled"},
         "receive_slots": r.settings.max_participants - 1,
+        "ice_servers": [],
     }
     await ws.send_json({"type": "leave"})
     assert await recv_json(ws) == {"type": "bye"}

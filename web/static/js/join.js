@@ -129,8 +129,8 @@ function renderGrid() {
   $("#grid-empty").hidden = byPerson.size > 0;
 }
 
-async function sendOffer(receiveSlots) {
-  pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+async function sendOffer(receiveSlots, iceServers) {
+  pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers });
   window.hoidong = { pc };  // for diagnostics and the browser tests
   for (const track of stream.getTracks()) {
     narrowCodecs(pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }), track.kind);
@@ -171,7 +171,7 @@ $("#join-enter").addEventListener("click", () => {
     const msg = JSON.parse(ev.data);
     if (msg.type === "welcome") {
       for (const id of ["#toggle-mic", "#toggle-camera", "#leave"]) $(id).disabled = false;
-      await sendOffer(msg.receive_slots || 0);
+      await sendOffer(msg.receive_slots || 0, msg.ice_servers || []);
     } else if (msg.type === "answer") {
       await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
     } else if (msg.type === "error") {
