@@ -109,6 +109,17 @@ class Forwarder:
         self._slots: dict[str, set[SlotTrack]] = {}
         self._keyframe: dict[str, KeyframeRequest] = {}
         self._last_request: dict[str, float] = {}
+        self._muted: set[str] = set()
+
+    def set_muted(self, key: str, muted: bool) -> None:
+        """Stop (or resume) forwarding publisher ``key``; its recording is not affected."""
+        if muted:
+            self._muted.add(key)
+        else:
+            self._muted.discard(key)
+
+    def is_muted(self, key: str) -> bool:
+        return key in self._muted
 
     def add_publisher(self, key: str, request_keyframe: Callable[[], None]) -> None:
         self._slots.setdefault(key, set())
@@ -119,6 +130,7 @@ class Forwarder:
             slot.assign(None, None)
         self._keyframe.pop(key, None)
         self._last_request.pop(key, None)
+        self._muted.discard(key)
 
     def subscribe(self, key: str, slot: SlotTrack) -> None:
         if slot.source is not None:
@@ -132,6 +144,8 @@ class Forwarder:
         slot.assign(None, None)
 
     def publish(self, key: str, frame: EncodedFrame) -> None:
+        if key in self._muted:
+            return
         for slot in self._slots.get(key, ()):
             slot.push(frame)
 

@@ -26,6 +26,7 @@ class Room:
     def __init__(self) -> None:
         self.forwarder = Forwarder()
         self._peers: dict[str, ParticipantPeer] = {}
+        self._muted: set[tuple[str, str]] = set()
 
     def publish(self, member: str, track_key: str, frame: EncodedFrame) -> None:
         """A frame from ``member``'s track (the peer's frame listener calls this)."""
@@ -41,6 +42,9 @@ class Room:
                 lambda k=track_key: peer.request_keyframe(k),  # type: ignore[misc]
             )
         self._peers[member] = peer
+        for kind in ("audio", "video"):
+            if (member, kind) in self._muted:
+                self.set_muted(member, kind, True)
         changed: set[str] = set()
         for other, other_peer in self._peers.items():
             if other == member:
@@ -68,6 +72,26 @@ class Room:
         for slot in peer.slots:
             self.forwarder.unsubscribe(slot.track)
         return changed
+
+    def set_muted(self, member: str, kind: str, muted: bool) -> bool:
+        """Stop or resume forwarding ``member``'s tracks of ``kind``; False if it has none.
+
+        A member muted before its media is ready stays muted when it arrives.
+        """
+        if muted:
+            self._muted.add((member, kind))
+        else:
+            self._muted.discard((member, kind))
+        peer = self._peers.get(member)
+        if peer is None:
+            return False
+        keys = [k for k, k_kind in peer.published.items() if k_kind == kind]
+        for track_key in keys:
+            self.forwarder.set_muted(source_key(member, track_key), muted)
+        return bool(keys)
+
+    def is_muted(self, member: str, kind: str) -> bool:
+        return (member, kind) in self._muted
 
     def assignments(self, member: str) -> list[Slot]:
         peer = self._peers.get(member)

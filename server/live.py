@@ -56,6 +56,8 @@ class LiveRegistry:
         self._sessions: dict[str, dict[str, Connection]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._rooms: dict[str, Room] = {}
+        # Removed by the chair: refused if they come back (kept while the server runs).
+        self._removed: dict[str, set[str]] = {}
         self._finishing: set[asyncio.Task[None]] = set()
 
     def lock(self, session_id: str) -> asyncio.Lock:
@@ -164,6 +166,62 @@ class LiveRegistry:
         if room is None or conn.closed.is_set():
             return
         await self._announce_slots(conn.session_id, room.join(conn.participant.id, conn.peer))
+
+    def is_removed(self, session_id: str, participant_id: str) -> bool:
+        return participant_id in self._removed.get(session_id, set())
+
+    async def broadcast(self, session_id: str, message: dict[str, Any]) -> None:
+        for conn in self.connections(session_id):
+            if not conn.ws.closed:
+                try:
+                    await conn.ws.send_json(message)
+                except ConnectionError:
+                    pass
+
+    async def set_muted(self, by: Connection, target_id: str, kind: str, muted: bool) -> bool:
+        """``by`` (a chair or secretary) stops or resumes forwarding ``target_id``'s
+        ``kind``. The server keeps recording it; the audit log and everyone's page say
+        when forwarding stopped. False if the target is not connected."""
+        room = self._rooms.get(by.session_id)
+        if room is None or target_id not in self._sessions.get(by.session_id, {}):
+            return False
+        room.set_muted(target_id, kind, muted)
+        event = "participant.muted" if muted else "participant.unmuted"
+        async with self._db.session() as s:
+            audit.record(
+                s, event,
+                actor=f"participant:{by.participant.id}", dossier_id=by.dossier_id,
+                session_id=by.session_id, participant_id=target_id,
+                data={"kind": kind, "forwarding": "stopped" if muted else "resumed",
+                      "recording": "continues"},
+            )
+            await s.commit()
+        await self.broadcast(by.session_id, {
+            "type": "muted", "participant_id": target_id, "kind": kind, "muted": muted,
+            "by": {"id": by.participant.id, "name": by.participant.name},
+        })
+        return True
+
+    async def remove(self, by: Connection, target_id: str) -> bool:
+        """``by`` removes ``target_id`` from the live meeting (it may not rejoin)."""
+        target = self._sessions.get(by.session_id, {}).get(target_id)
+        if target is None or target is by:
+            return False
+        self._removed.setdefault(by.session_id, set()).add(target_id)
+        async with self._db.session() as s:
+            audit.record(s, "participant.removed", actor=f"participant:{by.participant.id}",
+                         dossier_id=by.dossier_id, session_id=by.session_id,
+                         participant_id=target_id)
+            await s.commit()
+        if not target.ws.closed:
+            try:
+                await target.ws.send_json({"type": "removed",
+                                           "by": {"id": by.participant.id,
+                                                  "name": by.participant.name}})
+            except ConnectionError:
+                pass
+        await self.close(target, "removed")
+        return True
 
     async def _announce_slots(self, session_id: str, members: set[str]) -> None:
         """Tell each of ``members`` which participant each of its receive slots shows."""

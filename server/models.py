@@ -32,6 +32,12 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def plausible_id(ident: str) -> bool:
+    """Whether ``ident`` could be one of our ids; others are not looked up at all
+    (PostgreSQL refuses NUL in text with an error, not an empty result)."""
+    return 0 < len(ident) <= 64 and "\x00" not in ident
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -97,6 +103,10 @@ class ParticipantRole(enum.StrEnum):
 CAMERA_REQUIRED_ROLES = frozenset(
     {ParticipantRole.CHAIR, ParticipantRole.SECRETARY, ParticipantRole.MEMBER}
 )
+
+
+# Who runs a live meeting: admits, mutes, removes, ends it for everyone.
+CONTROLLER_ROLES = frozenset({ParticipantRole.CHAIR, ParticipantRole.SECRETARY})
 
 
 class User(Base):

@@ -7,9 +7,17 @@ client → server
   ``offer``  {sdp}                the participant's SDP offer (once per connection)
   ``ping``   {}                   keep-alive; answered with ``pong``
   ``leave``  {}                   the participant leaves
+  chair and secretary only (others get ``denied``, and stay connected):
+  ``mute``   {participant_id, kind?, muted}  stop/resume forwarding someone's audio
+  ``remove`` {participant_id}     remove someone from the meeting (no rejoin)
+  ``end_session`` {}              end the session for everyone
 server → client
   ``welcome`` {participant, session}   the join was accepted
   ``answer``  {sdp}                    the server's SDP answer
+  ``slots`` {slots: [{mid, kind, participant}]}  who each receive slot shows
+  ``muted`` {participant_id, kind, muted, by}    forwarding stopped/resumed
+  ``removed`` {by}                               you were removed (then closed)
+  ``denied`` {code, message}                     a control you may not use
   ``pong`` {}, ``session_ended`` {}, ``bye`` {}
   ``error``   {code, message: {vi, en}} followed by a close with code 4400-4409
 
@@ -29,12 +37,13 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from media.sdp import SdpError, check_offer
-from server import jointoken
+from server import control, jointoken
 from server.i18n import both
 from server.ice import ice_servers
-from server.live import Connection, LiveRegistry
+from server.live import Connection
 from server.models import (
     CAMERA_REQUIRED_ROLES,
+    CONTROLLER_ROLES,
     MeetingSession,
     Participant,
     SessionStatus,
@@ -50,6 +59,7 @@ CLOSE_CODES = {
     "signal.malformed": 4400, "signal.unknown_type": 4400, "signal.timeout": 4408,
     "join.invalid": 4401, "join.expired": 4401, "join.wrong_session": 4401,
     "consent.required": 4403, "camera.required": 4403, "session.ended": 4409,
+    "participant.removed": 4403,
     "participant.not_found": 4404,
 }
 
@@ -90,7 +100,7 @@ async def join_socket(request: web.Request) -> web.WebSocketResponse:
     reason = "closed"
     try:
         conn = await _admit(request, ws)
-        reason = await _serve(ws, conn, request.app[LIVE])
+        reason = await _serve(request, ws, conn)
     except SignalError as exc:
         reason = exc.code
         await send_error(ws, exc.code)
@@ -128,6 +138,8 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
             raise SignalError("session.ended")
         if participant.consent_at is None:
             raise SignalError("consent.required")
+        if live.is_removed(session.id, participant.id):
+            raise SignalError("participant.removed")
         conn = await live.open(
             session_id=session.id, dossier_id=session.dossier_id, participant=participant,
             ws=ws, on_state=lambda c, state: _peer_state(request, c, state),
@@ -137,7 +149,8 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
             "type": "welcome",
             "participant": {"id": participant.id, "name": participant.name,
                             "role": participant.role,
-                            "camera_required": participant.role in CAMERA_REQUIRED_ROLES},
+                            "camera_required": participant.role in CAMERA_REQUIRED_ROLES,
+                            "controls": participant.role in CONTROLLER_ROLES},
             "session": {"id": session.id, "title": session.title, "status": session.status},
             # How many others the client prepares to receive (one slot per kind each).
             "receive_slots": request.app[SETTINGS].max_participants - 1,
@@ -150,7 +163,7 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
     return conn
 
 
-async def _serve(ws: web.WebSocketResponse, conn: Connection, live: LiveRegistry) -> str:
+async def _serve(request: web.Request, ws: web.WebSocketResponse, conn: Connection) -> str:
     """Handle messages until the participant leaves; returns why it ended."""
     async for msg in ws:
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
@@ -161,15 +174,53 @@ async def _serve(ws: web.WebSocketResponse, conn: Connection, live: LiveRegistry
         kind = data["type"]
         if kind == "offer":
             await ws.send_json({"type": "answer", "sdp": await _answer(conn, data.get("sdp"))})
-            await live.media_ready(conn)
+            await request.app[LIVE].media_ready(conn)
         elif kind == "ping":
             await ws.send_json({"type": "pong"})
         elif kind == "leave":
             await ws.send_json({"type": "bye"})
             return "left"
+        elif kind in CONTROLS:
+            if conn.participant.role not in CONTROLLER_ROLES:
+                await ws.send_json({"type": "denied", "code": "signal.forbidden",
+                                    "message": both("signal.forbidden")})
+            elif await _control(request, conn, kind, data):
+                return "session_ended"
         else:
             raise SignalError("signal.unknown_type")
     return "session_ended" if conn.closed.is_set() else "disconnected"
+
+
+CONTROLS = frozenset({"mute", "remove", "end_session"})
+
+
+async def _control(
+    request: web.Request, conn: Connection, kind: str, data: dict[str, Any]
+) -> bool:
+    """Carry out a chair's control message; True when it ended the session."""
+    live = request.app[LIVE]
+    if kind == "end_session":
+        try:
+            await control.end_session(request.app, conn.session_id,
+                                      f"participant:{conn.participant.id}")
+        except control.SessionStateError:
+            pass  # ended meanwhile by someone else: the outcome is the same
+        return True
+    target = data.get("participant_id")
+    if not isinstance(target, str):
+        raise SignalError("signal.malformed")
+    if kind == "mute":
+        media_kind = data.get("kind", "audio")
+        muted = data.get("muted", True)
+        if media_kind not in ("audio", "video") or not isinstance(muted, bool):
+            raise SignalError("signal.malformed")
+        done = await live.set_muted(conn, target, media_kind, muted)
+    else:
+        done = await live.remove(conn, target)
+    if not done:
+        await conn.ws.send_json({"type": "denied", "code": "participant.not_connected",
+                                 "message": both("participant.not_connected")})
+    return False
 
 
 async def _answer(conn: Connection, sdp: object) -> str:

@@ -646,7 +646,7 @@ async def test_join_page_and_refused_links(running: Running) -> None:
         r'<script id="join-config" type="application/json">(.*?)</script>', page
     ).group(1))  # type: ignore[union-attr]
     assert config == {"token": token_of(p["join_url"]), "sessionId": sid,
-                      "cameraRequired": True, "consented": False}
+                      "participantId": p["id"], "cameraRequired": True, "consented": False}
 
     status, page, resp = await get_page(r, path + "?lang=en")
     assert status == 200 and '<html lang="en">' in page

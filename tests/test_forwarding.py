@@ -26,6 +26,7 @@ class Client:
     pc: RTCPeerConnection
     received: dict[str, list[EncodedFrame]]
     slots: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     reader: asyncio.Task[None] | None = None
 
     def frames_from(self, participant_id: str, kind: str) -> list[EncodedFrame]:
@@ -41,6 +42,7 @@ async def _read_slots(client: Client) -> None:
         if msg.type != WSMsgType.TEXT:
             break
         data = json.loads(msg.data)
+        client.messages.append(data)
         if data["type"] == "slots":
             client.slots = data["slots"]
 
@@ -157,3 +159,100 @@ async def test_slow_subscriber_loses_frames_not_memory() -> None:
     queued = slot._queue.qsize()
     fwd.publish("a/video-0", _frame(KEY, 703_000))
     assert slot._queue.qsize() == queued + 1
+
+
+async def _close_all(clients: list[Client]) -> None:
+    for client in clients:
+        await client.ws.close()
+        await client.pc.close()
+        if client.reader is not None:
+            client.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await client.reader
+
+
+async def _wait_for(client: Client, kind: str) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while asyncio.get_running_loop().time() < deadline:
+        for m in client.messages:
+            if m["type"] == kind:
+                return m
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {kind!r} message for {client.who.name}: {client.messages}")
+
+
+async def test_chair_mutes_removes_and_ends(running: Running) -> None:
+    r = running
+    sid = await new_session(r)
+    chair, member, observer = [
+        await invite(r, sid, name, role) for name, role in
+        [("Chủ tịch An", "chair"), ("Thành viên Bình", "member"), ("Quan sát Chi", "observer")]
+    ]
+    clients = [await join_with_media(r, sid, who, receive_slots=2)
+               for who in (chair, member, observer)]
+    c_chair, c_member, c_observer = clients
+    try:
+        await asyncio.sleep(2.5)
+        heard = c_observer.frames_from(member.id, "audio")
+        seen = c_observer.frames_from(member.id, "video")
+        assert len(heard) > 30 and len(seen) > 10
+
+        # A member may not use the chair's controls; it is told so and stays connected.
+        await c_member.ws.send_json({"type": "mute", "participant_id": chair.id, "muted": True})
+        denied = await _wait_for(c_member, "denied")
+        assert denied["code"] == "signal.forbidden" and set(denied["message"]) == {"vi", "en"}
+        assert not c_member.ws.closed
+
+        # The chair mutes the member: its audio is no longer forwarded, its video is.
+        await c_chair.ws.send_json({"type": "mute", "participant_id": member.id,
+                                    "kind": "audio", "muted": True})
+        notice = await _wait_for(c_member, "muted")
+        assert notice["participant_id"] == member.id and notice["by"]["id"] == chair.id
+        await asyncio.sleep(0.5)  # frames already on the way
+        heard_before, seen_before = len(heard), len(seen)
+        await asyncio.sleep(2)
+        assert len(heard) - heard_before <= 2, (heard_before, len(heard))
+        assert len(seen) - seen_before > 10
+
+        await c_chair.ws.send_json({"type": "mute", "participant_id": member.id,
+                                    "kind": "audio", "muted": False})
+        await asyncio.sleep(1.5)
+        assert len(heard) - heard_before > 30  # forwarded again
+
+        # The chair removes the observer: told, disconnected, and refused if it returns.
+        await c_chair.ws.send_json({"type": "remove", "participant_id": observer.id})
+        removed = await _wait_for(c_observer, "removed")
+        assert removed["by"]["name"] == "Chủ tịch An"
+        await asyncio.sleep(0.5)
+        assert c_observer.ws.closed
+        again = await r.client.ws_connect("/ws/join")
+        await again.send_json({"type": "hello", "token": observer.token, "session_id": sid})
+        refused = await again.receive_json()
+        assert refused["code"] == "participant.removed"
+        await again.close()
+
+        # The chair ends the session for everyone.
+        await c_chair.ws.send_json({"type": "end_session"})
+        await _wait_for(c_member, "session_ended")
+        session = await r.api("GET", f"/api/sessions/{sid}")
+        assert session["status"] == "ended"
+    finally:
+        await _close_all(clients)
+
+    events = await r.api("GET", f"/api/sessions/{sid}/audit")
+    controls = [(e["kind"], e["participant_id"], e["actor"]) for e in events
+                if e["kind"] in ("participant.muted", "participant.unmuted",
+                                 "participant.removed", "session.ended")]
+    assert controls == [
+        ("participant.muted", member.id, f"participant:{chair.id}"),
+        ("participant.unmuted", member.id, f"participant:{chair.id}"),
+        ("participant.removed", observer.id, f"participant:{chair.id}"),
+        ("session.ended", None, f"participant:{chair.id}"),
+    ]
+    muted = next(e for e in events if e["kind"] == "participant.muted")
+    assert muted["data"] == {"kind": "audio", "forwarding": "stopped", "recording": "continues"}
+    # Muting stops forwarding, not recording: the member's audio covers the whole time.
+    recs = await r.api("GET", f"/api/sessions/{sid}/recordings")
+    member_audio = next(x for x in recs if x["participant_id"] == member.id and
+                        x["kind"] == "audio")
+    assert member_audio["status"] == "stored" and member_audio["duration_s"] > 6

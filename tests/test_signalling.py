@@ -272,7 +272,7 @@ async def test_welcome_and_consent_required(running: Running) -> None:
     assert welcome == {
         "type": "welcome",
         "participant": {"id": observer.id, "name": "Quan sát viên", "role": "observer",
-                        "camera_required": False},
+                        "camera_required": False, "controls": False},
         "session": {"id": sid, "title": "Phiên họp", "status": "scheduled"},
         "receive_slots": r.settings.max_participants - 1,
         "ice_servers": [],

@@ -9,7 +9,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import audit, auth, jointoken
+from server import audit, auth, control, jointoken
 from server.api.framework import ApiRegistry
 from server.api.schemas import (
     DossierIn,
@@ -30,18 +30,18 @@ from server.models import (
     MeetingSession,
     Participant,
     SessionStatus,
+    plausible_id,
     utcnow,
 )
 from server.policy import require
-from server.state import DB, LIVE, SECRET, SETTINGS, TRANSCRIPTION
+from server.state import DB, SECRET, SETTINGS
 
 api = ApiRegistry()
 T = TypeVar("T", bound=Base)
 
 
 async def get_or_404(s: AsyncSession, model: type[T], ident: str, code: str) -> T:
-    # No id is that long or holds NUL (which PostgreSQL would refuse with an error).
-    row = await s.get(model, ident) if len(ident) <= 64 and "\x00" not in ident else None
+    row = await s.get(model, ident) if plausible_id(ident) else None
     if row is None:
         raise ApiError(404, code)
     return row
@@ -195,23 +195,12 @@ async def start_session(request: web.Request) -> SessionOut:
            response=SessionOut)
 async def end_session(request: web.Request) -> SessionOut:
     ident = require(request, "session.control")
-    session_id = request.match_info["session_id"]
-    async with request.app[DB].session() as s:
-        m = await get_or_404(s, MeetingSession, session_id, "session.not_found")
-        if m.status not in (SessionStatus.SCHEDULED, SessionStatus.LIVE):
-            raise ApiError(409, "session.already_ended")
-        m.status = SessionStatus.ENDED
-        m.ended_at = utcnow()
-        m.started_at = m.started_at or m.ended_at
-        audit.record(s, "session.ended", actor=ident.actor, dossier_id=m.dossier_id,
-                     session_id=m.id)
-        await s.commit()
-    # Connections are refused from here on (status ended); close the live ones.
-    await request.app[LIVE].end_session(session_id)
-    if request.app[SETTINGS].transcribe_on_end:
-        await request.app[TRANSCRIPTION].enqueue(session_id)
-    async with request.app[DB].session() as s:
-        return SessionOut.model_validate(await s.get(MeetingSession, session_id))
+    try:
+        ended = await control.end_session(request.app, request.match_info["session_id"],
+                                          ident.actor)
+    except control.SessionStateError as exc:
+        raise ApiError(404 if exc.code == "session.not_found" else 409, exc.code) from None
+    return SessionOut.model_validate(ended)
 
 
 # -- participants ---------------------------------------------------------------------

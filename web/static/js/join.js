@@ -100,6 +100,29 @@ function narrowCodecs(transceiver, kind) {
 // mid -> remote track, filled by `track` events; tiles are built from `slots` messages.
 const remoteTracks = new Map();
 let lastSlots = [];
+let canControl = false;       // chair or secretary: per-tile controls
+const mutedAudio = new Set();  // participants whose audio the server stopped forwarding
+
+function send(msg) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); }
+
+function tileControls(who) {
+  const mute = el("button", { class: "small", dataset: { action: "mute" }, onclick: () =>
+    send({ type: "mute", participant_id: who.id, kind: "audio", muted: !mutedAudio.has(who.id) }) },
+  t("meeting.mute"));
+  const remove = el("button", { class: "small-danger", dataset: { action: "remove" }, onclick: () => {
+    if (confirm(t("meeting.remove_confirm", { name: who.name }))) send({ type: "remove", participant_id: who.id });
+  } }, t("meeting.remove"));
+  return el("div", { class: "tile-controls" }, mute, remove);
+}
+
+function updateMuteState(tile, id) {
+  const muted = mutedAudio.has(id);
+  tile.dataset.muted = String(muted);
+  const badge = tile.querySelector(".muted-badge");
+  if (badge) badge.hidden = !muted;
+  const button = tile.querySelector("[data-action=mute]");
+  if (button) button.textContent = t(muted ? "meeting.unmute" : "meeting.mute");
+}
 
 function renderGrid() {
   const grid = $("#grid");
@@ -119,9 +142,12 @@ function renderGrid() {
     if (!tile) {
       const video = el("video", { autoplay: true, playsinline: true });
       tile = el("figure", { class: "tile", dataset: { participantId: id } }, video,
-        el("figcaption", {}, el("strong", {}, who.name), " · ", t("role." + who.role)));
+        el("figcaption", {}, el("strong", {}, who.name), " · ", t("role." + who.role),
+          el("span", { class: "muted-badge", hidden: true }, " · ", t("meeting.muted_badge"))),
+        canControl ? tileControls(who) : "");
       grid.append(tile);
     }
+    updateMuteState(tile, id);
     const video = tile.querySelector("video");
     const current = video.srcObject ? video.srcObject.getTracks().map((tr) => tr.id).sort().join() : "";
     if (current !== tracks.map((tr) => tr.id).sort().join()) video.srcObject = new MediaStream(tracks);
@@ -170,6 +196,8 @@ $("#join-enter").addEventListener("click", () => {
   ws.addEventListener("message", async (ev) => {
     const msg = JSON.parse(ev.data);
     if (msg.type === "welcome") {
+      canControl = !!msg.participant.controls;
+      $("#end-for-all").hidden = !canControl;
       for (const id of ["#toggle-mic", "#toggle-camera", "#leave"]) $(id).disabled = false;
       await sendOffer(msg.receive_slots || 0, msg.ice_servers || []);
     } else if (msg.type === "answer") {
@@ -177,6 +205,19 @@ $("#join-enter").addEventListener("click", () => {
     } else if (msg.type === "error") {
       showError(msg.code, msg.message[lang]);
       finish("error", t("join.disconnected"));
+    } else if (msg.type === "muted") {
+      if (msg.kind === "audio") {
+        if (msg.muted) mutedAudio.add(msg.participant_id); else mutedAudio.delete(msg.participant_id);
+      }
+      if (msg.participant_id === cfg.participantId) {
+        $("#notice").textContent = t(msg.muted ? "meeting.muted_by" : "meeting.unmuted_by", { name: msg.by.name });
+      }
+      renderGrid();
+    } else if (msg.type === "removed") {
+      $("#notice").textContent = t("meeting.removed_by", { name: msg.by.name });
+      finish("removed", t("join.disconnected"));
+    } else if (msg.type === "denied") {
+      showError(msg.code, msg.message[lang]);
     } else if (msg.type === "slots") {
       lastSlots = msg.slots;
       renderGrid();
@@ -198,6 +239,9 @@ function toggle(button, tracks) {
 }
 $("#toggle-mic").addEventListener("click", (ev) => toggle(ev.currentTarget, stream.getAudioTracks()));
 $("#toggle-camera").addEventListener("click", (ev) => toggle(ev.currentTarget, stream.getVideoTracks()));
+$("#end-for-all").addEventListener("click", () => {
+  if (confirm(t("session.end_confirm"))) send({ type: "end_session" });
+});
 $("#leave").addEventListener("click", () => {
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "leave" }));
   else finish("left", t("join.left"));
