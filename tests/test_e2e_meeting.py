@@ -77,6 +77,26 @@ async def test_three_people_see_and_hear_each_other(
                 )
             await pages[0].screenshot(path=str(artifacts_dir / "meeting.png"), full_page=True)
 
+            # The chair mutes the member from its tile: the member is told, the third
+            # participant's tile shows it, and the audit log has it.
+            member_id = invited[1]["id"]
+            await pages[0].click(f"#grid .tile[data-participant-id='{member_id}'] "
+                                 "[data-action=mute]")
+            await pages[1].wait_for_function(
+                "document.querySelector('#notice').textContent.includes('Nguyễn An')",
+                timeout=10000,
+            )
+            await pages[2].wait_for_selector(
+                f"#grid .tile[data-participant-id='{member_id}'][data-muted='true']",
+                timeout=10000,
+            )
+            events = await r.api("GET", f"/api/sessions/{sid}/audit")
+            assert any(e["kind"] == "participant.muted" and e["participant_id"] == member_id
+                       for e in events)
+            # Only the chair and the secretary get the controls.
+            assert await pages[1].locator("#grid [data-action=mute]").count() == 0
+            assert await pages[2].locator("#grid [data-action=mute]").count() == 2
+
             # One leaves: the other two drop its tile.
             await pages[2].click("#leave")
             for page in pages[:2]:
