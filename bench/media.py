@@ -1,0 +1,224 @@
+"""Media benchmark: N participants all-to-all, hoidong's passthrough vs aiortc's relay.
+
+For each server and N, a fresh server process is started; N participants join (client
+processes hosting a few peers each, sending pre-encoded VP8 640x480 ~500 kbps + Opus and
+counting what they receive without decoding); after a warm-up, a measurement window
+samples the server's CPU time and memory from /proc. The hoidong server is the real
+app (`hoidong serve`: auth, signalling, recording every track to the store); the
+baseline forwards only (bench/naive_server.py).
+
+    python -m bench.media [--n 2,4,6,10,15,20] [--naive-max 6] [--seconds 15]
+
+Writes bench/results/media.json: {server: {N: {cpu_cores, delivered_pct, p95_delay_ms,
+rss_mb, ...}}} and prints a table. p95_delay_ms is each video frame's arrival delay
+relative to its stream's own timeline, measured from the stream's fastest frame
+(queueing and jitter added on the way; the clock is shared, all on one machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.proc import cpu_seconds, rss_mb
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).parent / "results" / "media.json"
+PEERS_PER_CLIENT = 4
+WARMUP_S = 8.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(url) as r:
+                    if r.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"server at {url} did not start")
+
+
+async def start_hoidong(n: int, tmp: Path) -> tuple[subprocess.Popen[bytes], str, str,
+                                                    list[dict[str, str]]]:
+    port = free_port()
+    env = {**os.environ, "HOIDONG_DATA_DIR": str(tmp / "data"), "HOIDONG_PORT": str(port),
+           "HOIDONG_ADMIN_PASSWORD": "bench-password", "HOIDONG_MAX_PARTICIPANTS": str(n),
+           "HOIDONG_TRANSCRIBE_ON_END": "false", "HOIDONG_WHISPER_MODEL": "tiny.en",
+           "HOIDONG_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    await wait_http(base + "/staff")
+    # unsafe=True: keep cookies from an IP-address host (the login cookie here).
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.post(base + "/api/login",
+                             json={"username": "admin", "password": "bench-password"}) as r:
+            csrf = (await r.json())["csrf_token"]
+        h = {"X-CSRF-Token": csrf}
+
+        async def post(path: str, body: dict[str, Any] | None = None) -> Any:
+            async with http.post(base + path, json=body, headers=h) as r:
+                assert r.status < 300, (path, r.status, await r.text())
+                return await r.json()
+
+        d = await post("/api/dossiers", {"title": "bench", "phase": "appraisal"})
+        s = await post(f"/api/dossiers/{d['id']}/sessions",
+                       {"kind": "council_meeting", "title": "bench"})
+        await post(f"/api/sessions/{s['id']}/start")
+        peers = []
+        for i in range(n):
+            p = await post(f"/api/sessions/{s['id']}/participants",
+                           {"name": f"P{i}", "role": "member"})
+            token = p["join_url"].rsplit("/", 1)[1]
+            await post("/api/join/consent", {"token": token, "accepted": True})
+            peers.append({"id": p["id"], "token": token})
+    return proc, f"ws://127.0.0.1:{port}/ws/join", s["id"], peers
+
+
+async def start_naive(n: int) -> tuple[subprocess.Popen[bytes], str, str, list[dict[str, str]]]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.naive_server", str(port), str(n - 1)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    await wait_http(f"http://127.0.0.1:{port}/")
+    peers = [{"id": f"p{i}", "token": f"p{i}"} for i in range(n)]
+    return proc, f"ws://127.0.0.1:{port}/ws/join", "naive", peers
+
+
+async def run_one(server: str, n: int, seconds: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="hoidong-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        if server == "passthrough":
+            proc, ws_url, sid, peers = await start_hoidong(n, tmp)
+        else:
+            proc, ws_url, sid, peers = await start_naive(n)
+        try:
+            start = time.time() + WARMUP_S
+            end = start + seconds
+            clients = []
+            for c in range(math.ceil(n / PEERS_PER_CLIENT)):
+                spec = {"ws_url": ws_url, "session_id": sid, "window_start": start,
+                        "window_end": end,
+                        "peers": peers[c * PEERS_PER_CLIENT:(c + 1) * PEERS_PER_CLIENT]}
+                spec_path, out_path = tmp / f"spec{c}.json", tmp / f"out{c}.json"
+                spec_path.write_text(json.dumps(spec))
+                clients.append((subprocess.Popen(
+                    [sys.executable, "-m", "bench.media_client", str(spec_path), str(out_path)],
+                    cwd=ROOT), out_path))
+            await asyncio.sleep(max(0.0, start - time.time()))
+            cpu0 = cpu_seconds(proc.pid)
+            await asyncio.sleep(max(0.0, end - time.time()))
+            cpu1 = cpu_seconds(proc.pid)
+            rss = rss_mb(proc.pid)
+            reports = []
+            for client, out in clients:
+                await asyncio.to_thread(client.wait, 120)
+                reports.append(json.loads(out.read_text()))
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.to_thread(proc.wait, 60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return summarise(n, seconds, cpu1 - cpu0, rss, reports)
+
+
+def summarise(n: int, seconds: float, cpu_s: float, rss: float,
+              reports: list[dict[str, Any]]) -> dict[str, Any]:
+    peers = {k: v for r in reports for k, v in r.items() if not k.startswith("_")}
+    expected = {"video": 0, "audio": 0}
+    got = {"video": 0, "audio": 0}
+    delays: list[float] = []
+    for sub, data in peers.items():
+        for pub, pub_data in peers.items():
+            if pub == sub:
+                continue
+            for kind in ("video", "audio"):
+                expected[kind] += pub_data["sent"][kind]
+                rec = data["received"].get(f"{pub}/{kind}")
+                if rec:
+                    got[kind] += rec["frames"]
+                    if kind == "video":
+                        delays += rec["delays_ms"]
+    streams = n * (n - 1) * 2
+    client_cpu = sum(r["_cpu_s"] for r in reports)
+    return {
+        "n": n,
+        "cpu_cores": round(cpu_s / seconds, 3),
+        "cpu_s_per_participant_minute": round(cpu_s / (n * seconds / 60), 2),
+        "cpu_pct_per_forwarded_stream": round(100 * cpu_s / seconds / streams, 3) if streams
+        else None,
+        "delivered_pct": round(100 * got["video"] / expected["video"], 1)
+        if expected["video"] else None,
+        "audio_delivered_pct": round(100 * got["audio"] / expected["audio"], 1)
+        if expected["audio"] else None,
+        "p95_delay_ms": round(statistics.quantiles(delays, n=20)[-1], 1)
+        if len(delays) > 20 else None,
+        "rss_mb": round(rss, 1),
+        "client_cpu_s": round(client_cpu, 1),
+    }
+
+
+def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    cols = ["cpu_cores", "cpu_s_per_participant_minute", "cpu_pct_per_forwarded_stream",
+            "delivered_pct", "audio_delivered_pct", "p95_delay_ms", "rss_mb", "client_cpu_s"]
+    lines = ["| server | N | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
+    for server, by_n in results.items():
+        for n, row in sorted(by_n.items(), key=lambda kv: int(kv[0])):
+            lines.append(f"| {server} | {n} | " + " | ".join(str(row[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", default="2,4,6,10,15,20")
+    ap.add_argument("--naive-max", type=int, default=6,
+                    help="largest N for the baseline (it saturates two cores early)")
+    ap.add_argument("--seconds", type=float, default=15.0)
+    args = ap.parse_args()
+    ns = [int(x) for x in args.n.split(",")]
+    results: dict[str, dict[str, dict[str, Any]]] = {"passthrough": {}, "naive": {}}
+    for n in ns:
+        for server in ("passthrough", "naive"):
+            if server == "naive" and n > args.naive_max:
+                continue
+            row = await run_one(server, n, args.seconds)
+            results[server][str(n)] = row
+            print(f"{server:12} N={n:2} {row}", flush=True)
+    if "4" in results["passthrough"] and "4" in results["naive"]:
+        ratio = (results["naive"]["4"]["cpu_pct_per_forwarded_stream"]
+                 / results["passthrough"]["4"]["cpu_pct_per_forwarded_stream"])
+        results["ratio_naive_over_passthrough_cpu_per_stream_n4"] = {"value": round(ratio, 1)}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1))
+    print(table({k: v for k, v in results.items() if k in ("passthrough", "naive")}))
+    if "ratio_naive_over_passthrough_cpu_per_stream_n4" in results:
+        print("CPU per forwarded stream at N=4, naive / passthrough:",
+              results["ratio_naive_over_passthrough_cpu_per_stream_n4"]["value"])
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

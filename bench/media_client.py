@@ -1,0 +1,155 @@
+"""One benchmark client process hosting several peers.
+
+Each peer joins through the signalling WebSocket, sends the pre-encoded fixture at
+real-time pace (no encoding), offers one receive slot per kind for every other
+participant, and counts the encoded frames arriving on each slot with hoidong's tap
+(no decoding). Writes a JSON report: frames sent and received within the measurement
+window, per-frame delays and the process's own CPU time.
+
+    python -m bench.media_client SPEC.json OUT.json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+
+from bench import media_fixture
+from bench.proc import cpu_seconds
+from media.frames import EncodedFrame
+from media.tap import install_tap
+
+STEP = {"video": 3000, "audio": 960}
+RATE = {"video": 90000, "audio": 48000}
+
+
+class PacketTrack(MediaStreamTrack):
+    """Loops pre-encoded frames at real-time pace; counts what it sends in the window."""
+
+    def __init__(self, kind: str, frames: list[bytes], window: tuple[float, float]) -> None:
+        super().__init__()
+        self.kind = kind
+        self._frames = frames
+        self._i = 0
+        self._start: float | None = None
+        self._window = window
+        self.sent_in_window = 0
+        self._tb = fractions.Fraction(1, RATE[kind])
+        self._period = STEP[kind] / RATE[kind]
+
+    async def recv(self) -> av.Packet:
+        if self._start is None:
+            self._start = time.time()
+        wait = self._start + self._i * self._period - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        packet = av.Packet(self._frames[self._i % len(self._frames)])
+        packet.pts = self._i * STEP[self.kind]
+        packet.time_base = self._tb
+        self._i += 1
+        now = time.time()
+        if self._window[0] <= now < self._window[1]:
+            self.sent_in_window += 1
+        return packet
+
+
+async def run_peer(spec: dict[str, Any], me: dict[str, str], fixture: dict[str, list[bytes]],
+                   report: dict[str, Any]) -> None:
+    window = (spec["window_start"], spec["window_end"])
+    received: dict[str, list[tuple[float, int, int]]] = {}
+    slots_map: dict[str, str] = {}
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(spec["ws_url"], max_msg_size=0)
+        await ws.send_json(
+            {"type": "hello", "token": me["token"], "session_id": spec["session_id"]}
+        )
+        welcome = await ws.receive_json()
+        assert welcome["type"] == "welcome", welcome
+        pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        tracks = {k: PacketTrack(k, fixture[k], window) for k in ("audio", "video")}
+        for track in tracks.values():
+            pc.addTransceiver(track, direction="sendonly")
+        slots = [pc.addTransceiver(kind, direction="recvonly")
+                 for _ in range(welcome["receive_slots"]) for kind in ("audio", "video")]
+        await pc.setLocalDescription(await pc.createOffer())
+        for t in slots:
+            mid = str(t.mid)
+            sink = received.setdefault(mid, [])
+
+            def on_frame(frame: EncodedFrame, sink: list[tuple[float, int, int]] = sink) -> None:
+                now = time.time()
+                if window[0] <= now < window[1]:
+                    sink.append((now, frame.rtp_timestamp, frame.clock_rate))
+
+            install_tap(t.receiver, t.kind, on_frame)
+        def note_slots(data: dict[str, Any]) -> None:
+            for s in data["slots"]:
+                if s["participant"]:
+                    slots_map[s["mid"]] = s["participant"]["id"]
+
+        await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+        while True:
+            msg = await ws.receive_json()
+            if msg["type"] == "answer":
+                break
+            if msg["type"] == "slots":  # a server may announce before it answers
+                note_slots(msg)
+        await pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "answer"))
+
+        async def read() -> None:
+            async for m in ws:
+                data = json.loads(m.data)
+                if data.get("type") == "slots":
+                    note_slots(data)
+
+        reader = asyncio.create_task(read())
+        await asyncio.sleep(max(0.0, spec["window_end"] - time.time()) + 0.5)
+        reader.cancel()
+        await pc.close()
+        await ws.close()
+    per_source: dict[str, dict[str, Any]] = {}
+    for mid, frames in received.items():
+        source = slots_map.get(mid)
+        if source is None or not frames:
+            continue
+        kind = next(t.kind for t in slots if str(t.mid) == mid)
+        # Delay of each frame relative to the stream's own timeline, from the best frame.
+        t0, ts0, rate = frames[0]
+        rel = [(t - t0) - (ts - ts0) / rate for t, ts, _ in frames]
+        base = min(rel)
+        per_source[f"{source}/{kind}"] = {
+            "frames": len(frames), "delays_ms": [round((d - base) * 1000, 2) for d in rel],
+        }
+    report[me["id"]] = {
+        "sent": {k: t.sent_in_window for k, t in tracks.items()},
+        "received": per_source,
+    }
+
+
+async def run(spec: dict[str, Any]) -> dict[str, Any]:
+    fixture = media_fixture.load()
+    report: dict[str, Any] = {}
+    cpu0 = cpu_seconds()
+    await asyncio.gather(*(run_peer(spec, me, fixture, report) for me in spec["peers"]))
+    report["_cpu_s"] = cpu_seconds() - cpu0
+    return report
+
+
+if __name__ == "__main__":
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    Path(sys.argv[2]).write_text(json.dumps(asyncio.run(run(spec))))
