@@ -1,7 +1,7 @@
 """Passthrough forwarding: publishers' encoded frames to subscribers, never decoded.
 
 A :class:`SlotTrack` is one outgoing track of a subscriber's connection. aiortc's
-``RTCRtpSender`` accepts pre-encoded ``av.Packet``s from ``recv()`` and only packetises
+``RTCRtpSender`` accepts pre-encoded frames from ``recv()`` and only packetises
 them, so a slot costs no encoding. The :class:`Forwarder` routes each publisher's frames
 (from :mod:`media.tap`) to the slots subscribed to it.
 
@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import av
 from aiortc import MediaStreamTrack
 
 from media.frames import EncodedFrame
@@ -34,8 +33,27 @@ KEYFRAME_REQUEST_INTERVAL_S = 0.5
 KeyframeRequest = Callable[[], None]
 
 
+class OutgoingFrame:
+    """What a slot hands aiortc's sender: the publisher's bytes, shared, not copied.
+
+    aiortc packs anything that is not a decoded ``av.Frame`` through the codec's
+    ``pack()``, which needs only ``bytes(x)``, ``x.pts`` and ``x.time_base``; an
+    ``av.Packet`` would copy the frame once per subscriber.
+    """
+
+    __slots__ = ("data", "pts", "time_base")
+
+    def __init__(self, data: bytes, pts: int, time_base: fractions.Fraction) -> None:
+        self.data = data
+        self.pts = pts
+        self.time_base = time_base
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+
 class SlotTrack(MediaStreamTrack):
-    """An outgoing track fed with encoded frames; ``recv`` yields ``av.Packet``s."""
+    """An outgoing track fed with encoded frames; ``recv`` yields encoded frames."""
 
     def __init__(self, kind: str, *, max_queue: int = 64) -> None:
         super().__init__()
@@ -50,7 +68,7 @@ class SlotTrack(MediaStreamTrack):
         self._last_pts: int | None = None
         self._request_keyframe: KeyframeRequest | None = None
 
-    async def recv(self) -> Any:  # an av.Packet, which aiortc packs without encoding
+    async def recv(self) -> Any:  # an OutgoingFrame, which aiortc packs without encoding
         packet = await self._queue.get()
         self.delivered += 1
         return packet
@@ -84,10 +102,9 @@ class SlotTrack(MediaStreamTrack):
         pts = frame.rtp_timestamp + self._offset
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1
-        packet = av.Packet(frame.data)
-        packet.pts = pts
-        packet.time_base = _TIME_BASES.get(frame.clock_rate) or fractions.Fraction(
-            1, frame.clock_rate
+        packet = OutgoingFrame(
+            frame.data, pts,
+            _TIME_BASES.get(frame.clock_rate) or fractions.Fraction(1, frame.clock_rate),
         )
         if self._queue.full():
             while not self._queue.empty():

@@ -13,9 +13,9 @@ The recorder owns its file until :meth:`close` returns; after that the caller ow
 from __future__ import annotations
 
 import asyncio
+import collections
 import fractions
 import logging
-import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,7 @@ SUPPORTED_CODECS = frozenset(_ENCODERS)
 # A frame's duration for the file's last frame, which has no successor to measure by.
 _LAST_FRAME_S = {"audio": 0.020, "video": 1 / 30}
 _WRAP = 1 << 32
+_POLL_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,12 @@ class TrackRecorder:
         self.kind = kind
         self.codec = codec
         self.path = path
-        self._queue: queue.Queue[EncodedFrame | None] = queue.Queue(maxsize=max_queue)
+        # Frames wait in a deque drained by the writer every _POLL_S: waking the thread
+        # once per frame (queue.Queue's Condition) cost more than the muxing itself.
+        self._pending: collections.deque[EncodedFrame] = collections.deque()
+        self._max_queue = max_queue
+        self._stop = threading.Event()
+        self._failed = False
         self._thread = threading.Thread(
             target=self._run, name=f"recorder-{kind}-{path.name}", daemon=True
         )
@@ -77,6 +83,12 @@ class TrackRecorder:
         self._last_pts = -1
         self._error: str | None = None
         self._write_failures = 0  # counted by the thread; _dropped by the loop
+        # Writer state, touched only by the writer thread.
+        self._container: Any = None
+        self._stream: Any = None
+        self._unwrap = 0
+        self._prev_ts: int | None = None
+        self._rtp_time_base = fractions.Fraction(1, 1)
 
     @property
     def waiting_for_keyframe(self) -> bool:
@@ -94,18 +106,17 @@ class TrackRecorder:
         if not self._started:
             self._started = True
             self._thread.start()
-        try:
-            self._queue.put_nowait(frame)
-        except queue.Full:
+        if self._failed or len(self._pending) >= self._max_queue:
             self._dropped += 1
+            return
+        self._pending.append(frame)
 
     async def close(self) -> RecordingResult:
         """Stop accepting frames, finish the file and describe it."""
         if not self._closed:
             self._closed = True
             if self._started:
-                # The sentinel must get in even when the queue is full.
-                await asyncio.to_thread(self._queue.put, None)
+                self._stop.set()
                 await asyncio.to_thread(self._thread.join)
         return self.result()
 
@@ -130,63 +141,60 @@ class TrackRecorder:
     # -- writer thread ------------------------------------------------------------
 
     def _run(self) -> None:
-        container: Any = None
-        stream: Any = None
-        unwrap = 0
-        prev_ts: int | None = None
-        # Packets are stamped in the RTP clock; PyAV rescales them to the stream's time
-        # base, which the WebM muxer changes (to 1/1000) when it writes the header.
-        rtp_time_base = fractions.Fraction(1, 1)
         try:
             while True:
-                frame = self._queue.get()
-                if frame is None:
+                stopping = self._stop.wait(_POLL_S)
+                while self._pending:
+                    self._write(self._pending.popleft())
+                if stopping:
                     break
-                if container is None:
-                    container, stream = self._open(frame)
-                    self._first = frame
-                    rtp_time_base = fractions.Fraction(1, frame.clock_rate)
-                ts = frame.rtp_timestamp
-                if prev_ts is not None and ts < prev_ts and prev_ts - ts > _WRAP // 2:
-                    unwrap += _WRAP
-                prev_ts = ts
-                pts = ts + unwrap
-                if self._frames == 0:
-                    self._first_pts = pts
-                # The container needs strictly increasing timestamps; a reordered or
-                # duplicated RTP timestamp is nudged, not dropped.
-                pts = max(pts, self._last_pts + 1)
-                packet = av.Packet(frame.data)
-                packet.pts = packet.dts = pts - self._first_pts
-                packet.time_base = rtp_time_base
-                packet.stream = stream
-                if self.kind == "video" and is_keyframe(frame.data):
-                    packet.is_keyframe = True
-                try:
-                    container.mux(packet)
-                except av.FFmpegError as exc:
-                    self._write_failures += 1
-                    log.warning("%s: could not write a frame: %s", self.path.name, exc)
-                    continue
-                self._frames += 1
-                self._last_pts = pts
-                self._last = frame
         except Exception as exc:
             self._error = f"{type(exc).__name__}: {exc}"
             log.exception("recorder for %s failed", self.path)
-            self._drain()
+            # write() drops (and counts) from now on; what is pending is lost.
+            self._failed = True
+            self._write_failures += len(self._pending)
+            self._pending.clear()
         finally:
-            if container is not None:
+            if self._container is not None:
                 try:
-                    container.close()
+                    self._container.close()
                 except Exception as exc:
                     self._error = self._error or f"close failed: {exc}"
 
-    def _drain(self) -> None:
-        # After a failure, keep consuming so ``close`` (which waits on the sentinel)
-        # and ``write`` (which must never block) both keep working.
-        while self._queue.get() is not None:
+    def _write(self, frame: EncodedFrame) -> None:
+        """Mux one frame, opening the file on the first (writer thread only)."""
+        if self._container is None:
+            self._container, self._stream = self._open(frame)
+            self._first = frame
+            # Packets are stamped in the RTP clock; PyAV rescales them to the stream's
+            # time base, which the WebM muxer changes (to 1/1000) when it writes the header.
+            self._rtp_time_base = fractions.Fraction(1, frame.clock_rate)
+        ts = frame.rtp_timestamp
+        if self._prev_ts is not None and ts < self._prev_ts and self._prev_ts - ts > _WRAP // 2:
+            self._unwrap += _WRAP
+        self._prev_ts = ts
+        pts = ts + self._unwrap
+        if self._frames == 0:
+            self._first_pts = pts
+        # The container needs strictly increasing timestamps; a reordered or duplicated
+        # RTP timestamp is nudged, not dropped.
+        pts = max(pts, self._last_pts + 1)
+        packet = av.Packet(frame.data)
+        packet.pts = packet.dts = pts - self._first_pts
+        packet.time_base = self._rtp_time_base
+        packet.stream = self._stream
+        if self.kind == "video" and is_keyframe(frame.data):
+            packet.is_keyframe = True
+        try:
+            self._container.mux(packet)
+        except av.FFmpegError as exc:
             self._write_failures += 1
+            log.warning("%s: could not write a frame: %s", self.path.name, exc)
+            return
+        self._frames += 1
+        self._last_pts = pts
+        self._last = frame
 
     def _open(self, first: EncodedFrame) -> tuple[Any, Any]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
