@@ -26,7 +26,7 @@ from media.recorder import RecordingResult
 from media.room import Room, source_member
 from server import audit
 from server.database import Database
-from server.models import Participant, Recording, new_id, utcnow
+from server.models import Participant, Recording, new_id, public_name, utcnow
 from server.settings import Settings
 from storage import ObjectStore, StorageError
 from storage.keys import recording_key
@@ -198,7 +198,7 @@ class LiveRegistry:
             await s.commit()
         await self.broadcast(by.session_id, {
             "type": "muted", "participant_id": target_id, "kind": kind, "muted": muted,
-            "by": {"id": by.participant.id, "name": by.participant.name},
+            "by": {"id": by.participant.id, "name": public_name(by.participant)},
         })
         return True
 
@@ -217,7 +217,7 @@ class LiveRegistry:
             try:
                 await target.ws.send_json({"type": "removed",
                                            "by": {"id": by.participant.id,
-                                                  "name": by.participant.name}})
+                                                  "name": public_name(by.participant)}})
             except ConnectionError:
                 pass
         await self.close(target, "removed")
@@ -239,7 +239,7 @@ class LiveRegistry:
                 slots.append({
                     "mid": slot.mid, "kind": slot.kind,
                     "participant": None if source is None else {
-                        "id": source.participant.id, "name": source.participant.name,
+                        "id": source.participant.id, "name": public_name(source.participant),
                         "role": source.participant.role,
                     },
                 })

@@ -109,6 +109,11 @@ CAMERA_REQUIRED_ROLES = frozenset(
 CONTROLLER_ROLES = frozenset({ParticipantRole.CHAIR, ParticipantRole.SECRETARY})
 
 
+def public_name(p: Participant) -> str:
+    """The name other participants, transcripts and archives show."""
+    return p.pseudonym or p.name
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -171,6 +176,7 @@ class MeetingSession(Base):
     language: Mapped[str] = mapped_column(String(10), default="vi")
     status: Mapped[str] = mapped_column(String(20), default=SessionStatus.SCHEDULED)
     scheduled_at: Mapped[datetime | None] = mapped_column(default=None)
+    scheduled_end_at: Mapped[datetime | None] = mapped_column(default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -184,6 +190,9 @@ class Participant(Base):
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(30))
     email: Mapped[str | None] = mapped_column(String(320), default=None)
+    # What others, the transcript and the archive show (e.g. "SV-03"); the real name
+    # above is for staff only.
+    pseudonym: Mapped[str | None] = mapped_column(String(50), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Consent is evidence too: when, and to exactly which text (its SHA-256).
     consent_at: Mapped[datetime | None] = mapped_column(default=None)

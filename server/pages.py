@@ -14,10 +14,16 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from server import jointoken
+from server import jointoken, joinwindow
 from server.api.join import CONSENT_KEYS
 from server.i18n import LANGUAGES, for_language, normalise_language, t
-from server.models import CAMERA_REQUIRED_ROLES, MeetingSession, Participant, SessionStatus
+from server.models import (
+    CAMERA_REQUIRED_ROLES,
+    MeetingSession,
+    Participant,
+    SessionStatus,
+    utcnow,
+)
 from server.state import DB, SECRET, SETTINGS
 
 LANG_COOKIE = "hoidong_lang"
@@ -46,7 +52,9 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     return resp
 
 
-def error_page(request: web.Request, status: int, code: str) -> web.Response:
+def error_page(
+    request: web.Request, status: int, code: str, params: dict[str, str] | None = None
+) -> web.Response:
     lang = page_language(request)
     other = "en" if lang == "vi" else "vi"
     return render(
@@ -54,8 +62,8 @@ def error_page(request: web.Request, status: int, code: str) -> web.Response:
         "error.html",
         status=status,
         code=code,
-        message=t(code, lang),
-        other_message=t(code, other),
+        message=t(code, lang, params),
+        other_message=t(code, other, params),
     )
 
 
@@ -88,6 +96,10 @@ async def join_page(request: web.Request) -> web.Response:
         return error_page(request, 404, "participant.not_found")
     if session.status not in (SessionStatus.SCHEDULED, SessionStatus.LIVE):
         return error_page(request, 409, "session.ended")
+    try:
+        joinwindow.check(session, participant.role, request.app[SETTINGS], utcnow())
+    except joinwindow.OutsideWindow as exc:
+        return error_page(request, 403, exc.code, exc.params)
     lang = page_language(request)
     return render(
         request,

@@ -82,6 +82,14 @@ class Settings:
     turn_ttl_s: int = _setting(
         86400, "How long a participant's TURN credentials stay valid, in seconds."
     )
+    interview_margin_minutes: int = _setting(
+        15,
+        "An interviewee's link works from this many minutes before the interview's scheduled "
+        "start until this many after its scheduled end.",
+    )
+    interview_default_minutes: int = _setting(
+        60, "An interview's length when it is scheduled without an end time, in minutes."
+    )
     ui_language: str = _setting("vi", "Default language of the interface.", ("vi", "en"))
     storage_backend: str = _setting(
         "local", "Where recordings and transcripts are stored.", ("local", "minio")

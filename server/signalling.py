@@ -37,7 +37,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from media.sdp import SdpError, check_offer
-from server import control, jointoken
+from server import control, jointoken, joinwindow
 from server.i18n import both
 from server.ice import ice_servers
 from server.live import Connection
@@ -47,6 +47,7 @@ from server.models import (
     MeetingSession,
     Participant,
     SessionStatus,
+    utcnow,
 )
 from server.state import DB, LIVE, SECRET, SETTINGS
 
@@ -59,15 +60,16 @@ CLOSE_CODES = {
     "signal.malformed": 4400, "signal.unknown_type": 4400, "signal.timeout": 4408,
     "join.invalid": 4401, "join.expired": 4401, "join.wrong_session": 4401,
     "consent.required": 4403, "camera.required": 4403, "session.ended": 4409,
-    "participant.removed": 4403,
+    "participant.removed": 4403, "join.too_early": 4403, "join.too_late": 4403,
     "participant.not_found": 4404,
 }
 
 
 class SignalError(Exception):
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, params: dict[str, str] | None = None) -> None:
         super().__init__(code)
         self.code = code
+        self.params = params
 
 
 def parse_message(msg: Any) -> dict[str, Any]:
@@ -83,11 +85,13 @@ def parse_message(msg: Any) -> dict[str, Any]:
     return data
 
 
-async def send_error(ws: web.WebSocketResponse, code: str) -> None:
+async def send_error(
+    ws: web.WebSocketResponse, code: str, params: dict[str, str] | None = None
+) -> None:
     if ws.closed:
         return
     try:
-        await ws.send_json({"type": "error", "code": code, "message": both(code)})
+        await ws.send_json({"type": "error", "code": code, "message": both(code, params)})
         await ws.close(code=CLOSE_CODES.get(code, 4400), message=code.encode())
     except ConnectionError:
         pass
@@ -103,7 +107,7 @@ async def join_socket(request: web.Request) -> web.WebSocketResponse:
         reason = await _serve(request, ws, conn)
     except SignalError as exc:
         reason = exc.code
-        await send_error(ws, exc.code)
+        await send_error(ws, exc.code, exc.params)
     except ConnectionError:
         reason = "disconnected"  # the participant vanished while we were answering
     finally:
@@ -136,6 +140,10 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
             raise SignalError("participant.not_found")
         if session.status not in (SessionStatus.SCHEDULED, SessionStatus.LIVE):
             raise SignalError("session.ended")
+        try:
+            joinwindow.check(session, participant.role, request.app[SETTINGS], utcnow())
+        except joinwindow.OutsideWindow as exc:
+            raise SignalError(exc.code, exc.params) from None
         if participant.consent_at is None:
             raise SignalError("consent.required")
         if live.is_removed(session.id, participant.id):

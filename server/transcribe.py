@@ -34,6 +34,7 @@ from server.models import (
     Transcript,
     TranscriptSegment,
     new_id,
+    public_name,
     utcnow,
 )
 from server.settings import Settings
@@ -211,7 +212,8 @@ class TranscriptionService:
                     transcriber.transcribe, local, language=language
                 )
                 speaker = speakers.setdefault(
-                    participant.id, Speaker(participant.id, participant.name, participant.role)
+                    participant.id,
+                    Speaker(participant.id, public_name(participant), participant.role),
                 )
                 offset = max(0.0, (rec.started_at - origin).total_seconds())
                 tracks.append((speaker, offset, segments))

@@ -16,6 +16,7 @@ from server.models import (
     Recording,
     Transcript,
     TranscriptSegment,
+    public_name,
 )
 from server.policy import require
 from server.state import DB, STORE
@@ -121,7 +122,7 @@ async def get_transcript(request: web.Request) -> TranscriptOut:
     return TranscriptOut(
         session_id=m.id, status=t.status, language=t.language, model=t.model, error=error,
         sha256=t.json_sha256,
-        segments=[TranscriptLine(participant_id=p.id, speaker=p.name, role=p.role,
+        segments=[TranscriptLine(participant_id=p.id, speaker=public_name(p), role=p.role,
                                  start=seg.start_s, end=seg.end_s, text=seg.text)
                   for seg, p in rows],
     )

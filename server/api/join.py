@@ -6,13 +6,13 @@ import hashlib
 
 from aiohttp import web
 
-from server import audit, jointoken
+from server import audit, jointoken, joinwindow
 from server.api.framework import ApiRegistry
 from server.api.schemas import ConsentIn, ConsentOut
 from server.errors import ApiError
 from server.i18n import t
 from server.models import MeetingSession, Participant, SessionStatus, utcnow
-from server.state import DB, SECRET
+from server.state import DB, SECRET, SETTINGS
 
 api = ApiRegistry()
 
@@ -43,6 +43,10 @@ async def give_consent(request: web.Request, body: ConsentIn) -> ConsentOut:
             raise ApiError(404, "participant.not_found")
         if session.status not in (SessionStatus.SCHEDULED, SessionStatus.LIVE):
             raise ApiError(409, "session.ended")
+        try:
+            joinwindow.check(session, p.role, request.app[SETTINGS], utcnow())
+        except joinwindow.OutsideWindow as exc:
+            raise ApiError(403, exc.code, exc.params) from None
         # Consent is evidence: a repeated acceptance is logged again, never overwritten.
         p.consent_at = p.consent_at or utcnow()
         p.consent_text_sha256 = p.consent_text_sha256 or consent_sha256(body.language)

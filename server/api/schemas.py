@@ -58,6 +58,9 @@ class SessionIn(Strict):
     kind: SessionKind
     title: Text
     scheduled_at: datetime | None = None
+    scheduled_end_at: datetime | None = Field(
+        default=None, description="Planned end; an interviewee's link works until it (+ margin)."
+    )
     language: LanguageCode | None = Field(
         default=None, description="Spoken language (ISO 639-1); default from settings."
     )
@@ -74,6 +77,7 @@ class SessionOut(BaseModel):
     language: str
     status: str
     scheduled_at: datetime | None
+    scheduled_end_at: datetime | None
     started_at: datetime | None
     ended_at: datetime | None
     created_at: datetime
@@ -82,6 +86,10 @@ class SessionOut(BaseModel):
 class ParticipantIn(Strict):
     name: Name
     role: ParticipantRole
+    pseudonym: Annotated[str, StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=50
+    )] | None = Field(default=None, description="What others, transcripts and archives show "
+                      "(e.g. SV-03); the real name stays with staff.")
     email: Annotated[str, StringConstraints(
         strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"
     )] | None = None
@@ -94,6 +102,7 @@ class ParticipantOut(BaseModel):
     name: str
     role: str
     email: str | None
+    pseudonym: str | None
     consent_at: datetime | None
     join_url: str | None = Field(
         default=None, description="Personal join link; returned when the participant is added."

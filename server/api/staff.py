@@ -141,9 +141,14 @@ async def create_session(request: web.Request, body: SessionIn) -> SessionOut:
     settings = request.app[SETTINGS]
     async with request.app[DB].session() as s:
         d = await get_or_404(s, Dossier, request.match_info["dossier_id"], "dossier.not_found")
+        if body.scheduled_end_at is not None and (
+            body.scheduled_at is None or body.scheduled_end_at <= body.scheduled_at
+        ):
+            raise ApiError(400, "session.bad_schedule")
         m = MeetingSession(
             dossier_id=d.id, kind=body.kind.value, title=body.title, mode=body.mode,
             language=body.language or settings.default_language, scheduled_at=body.scheduled_at,
+            scheduled_end_at=body.scheduled_end_at,
         )
         s.add(m)
         await s.flush()
@@ -208,6 +213,7 @@ async def end_session(request: web.Request) -> SessionOut:
 def participant_out(p: Participant, join_url: str | None = None) -> ParticipantOut:
     return ParticipantOut(
         id=p.id, session_id=p.session_id, name=p.name, role=p.role, email=p.email,
+        pseudonym=p.pseudonym,
         consent_at=p.consent_at, join_url=join_url,
         camera_required=p.role in CAMERA_REQUIRED_ROLES,
     )
@@ -223,7 +229,8 @@ async def add_participant(request: web.Request, body: ParticipantIn) -> Particip
         m = await session_from_path(s, request)
         if m.status not in (SessionStatus.SCHEDULED, SessionStatus.LIVE):
             raise ApiError(409, "session.already_ended")
-        p = Participant(session_id=m.id, name=body.name, role=body.role.value, email=body.email)
+        p = Participant(session_id=m.id, name=body.name, role=body.role.value, email=body.email,
+                        pseudonym=body.pseudonym)
         s.add(p)
         await s.flush()
         audit.record(s, "participant.invited", actor=ident.actor, dossier_id=m.dossier_id,

@@ -39,7 +39,7 @@ async function loadParticipants() {
   const list = await api("GET", `/api/sessions/${sessionId}/participants`);
   participants = new Map(list.map((p) => [p.id, p]));
   $("#participants").replaceChildren(...list.map((p) => el("tr", { dataset: { participantId: p.id } },
-    el("td", {}, p.name),
+    el("td", {}, p.name, p.pseudonym ? el("span", { class: "badge" }, p.pseudonym) : ""),
     el("td", {}, t("role." + p.role), p.camera_required ? el("span", { class: "badge" }, t("participant.camera_required")) : ""),
     el("td", {}, p.consent_at ? formatTime(p.consent_at) : "—"),
     linkCell(newLinks.get(p.id)))));
@@ -113,6 +113,7 @@ $("#participant-form").addEventListener("submit", async (ev) => {
   try {
     const p = await api("POST", `/api/sessions/${sessionId}/participants`, {
       name: f.get("name"), role: f.get("role"), email: f.get("email") || null,
+      pseudonym: f.get("pseudonym") || null,
     });
     newLinks.set(p.id, p.join_url);
     ev.target.reset();

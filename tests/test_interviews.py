@@ -1,0 +1,144 @@
+"""Interviews: the interviewee's link works only around the scheduled time; a pseudonym
+is what other participants and the transcript see, the real name stays with staff."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from server.i18n import t
+from server.joinwindow import vietnam_time
+from server.models import utcnow
+from server.state import TRANSCRIPTION
+from tests.conftest import Running, make_settings, start_app
+from tests.mediaclient import accept_answer, make_offer
+
+
+async def interview(r: Running, start_in: timedelta, length: timedelta | None) -> str:
+    d = await r.api("POST", "/api/dossiers", {"title": "HS", "phase": "evaluation"}, 201)
+    start = utcnow() + start_in
+    body: dict[str, Any] = {"kind": "interview", "title": "Phỏng vấn sinh viên",
+                            "scheduled_at": start.isoformat()}
+    if length is not None:
+        body["scheduled_end_at"] = (start + length).isoformat()
+    s = await r.api("POST", f"/api/dossiers/{d['id']}/sessions", body, 201)
+    return str(s["id"])
+
+
+async def add(r: Running, sid: str, name: str, role: str, pseudonym: str | None = None
+              ) -> dict[str, Any]:
+    p: dict[str, Any] = await r.api("POST", f"/api/sessions/{sid}/participants",
+                                    {"name": name, "role": role, "pseudonym": pseudonym}, 201)
+    p["token"] = p["join_url"].rsplit("/", 1)[1]
+    p["path"] = "/join/" + p["join_url"].split("/join/", 1)[1]
+    return p
+
+
+async def hello(r: Running, sid: str, token: str) -> dict[str, Any]:
+    ws = await r.client.ws_connect("/ws/join")
+    await ws.send_json({"type": "hello", "token": token, "session_id": sid})
+    msg: dict[str, Any] = await ws.receive_json()
+    await ws.close()
+    return msg
+
+
+async def test_interviewee_link_works_only_in_the_window(running: Running) -> None:
+    r = running
+    # Starts in two hours: too early (the margin is 15 minutes).
+    sid = await interview(r, timedelta(hours=2), timedelta(minutes=45))
+    student = await add(r, sid, "Nguyễn Văn Sinh", "interviewee")
+    reviewer = await add(r, sid, "Trần Đánh Giá", "reviewer")
+    resp = await r.client.get(student["path"])
+    assert resp.status == 403
+    page = await resp.text()
+    session = await r.api("GET", f"/api/sessions/{sid}")
+    opens = datetime.fromisoformat(session["scheduled_at"]) - timedelta(minutes=15)
+    closes = opens + timedelta(minutes=15 + 45 + 15)
+    shown = {"start": vietnam_time(opens), "end": vietnam_time(closes)}
+    assert html.escape(t("join.too_early", "vi", shown)) in page  # opening time in UTC+7
+    assert html.escape(t("join.too_early", "en", shown)) in page
+    resp = await r.client.post("/api/join/consent",
+                               json={"token": student["token"], "accepted": True})
+    assert resp.status == 403 and (await resp.json())["error"]["code"] == "join.too_early"
+    refused = await hello(r, sid, student["token"])
+    assert refused["code"] == "join.too_early" and "{start}" not in refused["message"]["vi"]
+    # The window limits interviewees only: the reviewer's link works now.
+    assert (await r.client.get(reviewer["path"])).status == 200
+
+    # Started ten minutes ago, ends in thirty: open.
+    sid = await interview(r, -timedelta(minutes=10), timedelta(minutes=40))
+    student = await add(r, sid, "Lê Thị Học", "interviewee")
+    assert (await r.client.get(student["path"])).status == 200
+    resp = await r.client.post("/api/join/consent",
+                               json={"token": student["token"], "accepted": True})
+    assert resp.status == 200
+    assert (await hello(r, sid, student["token"]))["type"] == "welcome"
+
+    # Scheduled yesterday for an hour (no end given: the default length applies): closed.
+    sid = await interview(r, -timedelta(days=1), None)
+    student = await add(r, sid, "Phạm Cựu", "interviewee")
+    resp = await r.client.get(student["path"])
+    assert resp.status == 403 and "join.too_late" in await resp.text()
+
+
+async def test_schedule_end_must_follow_start(running: Running) -> None:
+    d = await running.api("POST", "/api/dossiers", {"title": "HS", "phase": "evaluation"}, 201)
+    start = utcnow()
+    body = {"kind": "interview", "title": "PV", "scheduled_at": start.isoformat(),
+            "scheduled_end_at": (start - timedelta(minutes=5)).isoformat()}
+    resp = await running.client.post(f"/api/dossiers/{d['id']}/sessions", json=body,
+                                     headers=running.auth())
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "session.bad_schedule"
+
+
+async def test_pseudonym_is_what_others_and_the_transcript_see(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, transcribe_on_end=True)
+    async for r in start_app(settings):
+        sid = await interview(r, -timedelta(minutes=5), timedelta(minutes=30))
+        student = await add(r, sid, "Hoàng Thị Thật", "interviewee", pseudonym="SV-03")
+        reviewer = await add(r, sid, "Trần Đánh Giá", "reviewer")
+        for p in (student, reviewer):
+            resp = await r.client.post("/api/join/consent",
+                                       json={"token": p["token"], "accepted": True})
+            assert resp.status == 200
+        sockets, peers, seen = [], [], []
+        for p in (student, reviewer):
+            ws = await r.client.ws_connect("/ws/join")
+            await ws.send_json({"type": "hello", "token": p["token"], "session_id": sid})
+            welcome = await ws.receive_json()
+            pc = await make_offer(receive_slots=welcome["receive_slots"] and 1)
+            await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+            answer = await ws.receive_json()
+            await accept_answer(pc, answer["sdp"])
+            sockets.append(ws)
+            peers.append(pc)
+        # What the reviewer is told about the slot showing the interviewee.
+        deadline = asyncio.get_running_loop().time() + 5
+        while asyncio.get_running_loop().time() < deadline:
+            msg = await sockets[1].receive(timeout=5)
+            data = json.loads(msg.data)
+            if data["type"] == "slots":
+                seen += [s["participant"] for s in data["slots"] if s["participant"]]
+                if seen:
+                    break
+        assert seen and all(s["name"] == "SV-03" for s in seen), seen
+        await asyncio.sleep(1.5)
+        await r.api("POST", f"/api/sessions/{sid}/end")
+        for ws, pc in zip(sockets, peers, strict=True):
+            await ws.close()
+            await pc.close()
+        await r.app[TRANSCRIPTION].wait_idle()
+        doc = await (await r.client.get(f"/api/sessions/{sid}/transcript.json",
+                                        headers=r.auth())).json()
+        names = {s["id"]: s["name"] for s in doc["speakers"]}
+        assert names[student["id"]] == "SV-03"
+        assert "Hoàng Thị Thật" not in json.dumps(doc, ensure_ascii=False)
+        # Staff still see who it was.
+        people = await r.api("GET", f"/api/sessions/{sid}/participants")
+        me = next(p for p in people if p["id"] == student["id"])
+        assert (me["name"], me["pseudonym"]) == ("Hoàng Thị Thật", "SV-03")
