@@ -34,6 +34,21 @@ from storage.keys import recording_key
 log = logging.getLogger(__name__)
 
 
+# A connection ending for one of these reasons was not the participant's choice: it may
+# come back within reconnect_grace_s, and the record then shows a gap, not leave + join.
+INTERRUPTIONS = frozenset(
+    {"disconnected", "socket_error", "media_failed", "media_closed", "replaced"}
+)
+
+
+@dataclass(eq=False)
+class _Lost:
+    at: datetime
+    connection: str
+    dossier_id: str
+    timer: asyncio.Task[None] | None = None
+
+
 @dataclass(eq=False)
 class Connection:
     """One participant's current connection (WebSocket + media peer)."""
@@ -58,6 +73,8 @@ class LiveRegistry:
         self._rooms: dict[str, Room] = {}
         # Removed by the chair: refused if they come back (kept while the server runs).
         self._removed: dict[str, set[str]] = {}
+        # Participants whose connection was lost, waiting reconnect_grace_s for them.
+        self._lost: dict[tuple[str, str], _Lost] = {}
         self._finishing: set[asyncio.Task[None]] = set()
 
     def lock(self, session_id: str) -> asyncio.Lock:
@@ -129,16 +146,21 @@ class LiveRegistry:
         )
         holder.append(conn)
         self._sessions.setdefault(session_id, {})[participant.id] = conn
+        lost = self._lost.pop((session_id, participant.id), None)
+        if lost is not None and lost.timer is not None:
+            lost.timer.cancel()
+        event = "participant.joined"
+        data: dict[str, Any] = {"connection": conn_id, "role": participant.role}
+        if lost is not None:
+            # Back within the grace period: a gap in attendance, not a leave and a join.
+            event = "participant.reconnected"
+            gap = (conn.opened_at - lost.at).total_seconds()
+            data = {"connection": conn_id, "previous_connection": lost.connection,
+                    "gap_s": round(gap, 3)}
         async with self._db.session() as s:
-            audit.record(
-                s,
-                "participant.joined",
-                actor=f"participant:{participant.id}",
-                dossier_id=dossier_id,
-                session_id=session_id,
-                participant_id=participant.id,
-                data={"connection": conn_id, "role": participant.role},
-            )
+            audit.record(s, event, actor=f"participant:{participant.id}",
+                         dossier_id=dossier_id, session_id=session_id,
+                         participant_id=participant.id, data=data)
             await s.commit()
         return conn
 
@@ -249,6 +271,7 @@ class LiveRegistry:
                 pass
 
     async def _finish(self, conn: Connection, reason: str) -> None:
+        await self._record_departure(conn, reason)
         room = self._rooms.get(conn.session_id)
         if room is not None:
             # Stop forwarding first: the others stop receiving a peer that is going away.
@@ -258,19 +281,57 @@ class LiveRegistry:
         results = await conn.peer.close()
         if not conn.ws.closed:
             await conn.ws.close()
-        async with self._db.session() as s:
-            audit.record(
-                s,
-                "participant.left",
-                actor=f"participant:{conn.participant.id}",
-                dossier_id=conn.dossier_id,
-                session_id=conn.session_id,
-                participant_id=conn.participant.id,
-                data={"connection": conn.id, "reason": reason},
-            )
-            await s.commit()
         for result in results:
             await self._keep(conn, result)
+
+    async def _record_departure(self, conn: Connection, reason: str) -> None:
+        """A deliberate end is a leave; an interruption waits for a reconnect first."""
+        grace = self._settings.reconnect_grace_s
+        pid = conn.participant.id
+        if reason not in INTERRUPTIONS or grace <= 0:
+            await self._audit_left(conn.session_id, conn.dossier_id, pid,
+                                   {"connection": conn.id, "reason": reason})
+            return
+        key = (conn.session_id, pid)
+        lost = _Lost(utcnow(), conn.id, conn.dossier_id)
+        self._lost[key] = lost
+        if reason != "replaced":  # a replacing connection is being opened right now
+            lost.timer = asyncio.get_running_loop().create_task(self._expire(key, lost, grace))
+        async with self._db.session() as s:
+            audit.record(s, "participant.connection_lost", actor=f"participant:{pid}",
+                         dossier_id=conn.dossier_id, session_id=conn.session_id,
+                         participant_id=pid, data={"connection": conn.id, "reason": reason})
+            await s.commit()
+
+    async def _expire(self, key: tuple[str, str], lost: _Lost, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self._give_up(key, lost)
+
+    async def _give_up(self, key: tuple[str, str], lost: _Lost) -> None:
+        """The participant did not come back: it left when its connection was lost."""
+        if self._lost.get(key) is not lost:
+            return
+        del self._lost[key]
+        await self._audit_left(key[0], lost.dossier_id, key[1], {
+            "connection": lost.connection, "reason": "connection_lost",
+            "lost_at": lost.at.isoformat(),
+        })
+
+    async def _audit_left(self, session_id: str, dossier_id: str, pid: str,
+                          data: dict[str, Any]) -> None:
+        async with self._db.session() as s:
+            audit.record(s, "participant.left", actor=f"participant:{pid}",
+                         dossier_id=dossier_id, session_id=session_id, participant_id=pid,
+                         data=data)
+            await s.commit()
+
+    async def _settle_lost(self, session_id: str | None) -> None:
+        """Stop waiting for the lost participants of ``session_id`` (None: all)."""
+        for key, lost in list(self._lost.items()):
+            if session_id is None or key[0] == session_id:
+                if lost.timer is not None:
+                    lost.timer.cancel()
+                await self._give_up(key, lost)
 
     async def _keep(self, conn: Connection, result: RecordingResult) -> None:
         rec = Recording(
@@ -347,6 +408,7 @@ class LiveRegistry:
                 except ConnectionError:
                     pass
         await asyncio.gather(*(self.close(c, "session_ended") for c in conns))
+        await self._settle_lost(session_id)
 
     async def shutdown(self) -> None:
         conns = [c for by in self._sessions.values() for c in by.values()]
@@ -355,6 +417,7 @@ class LiveRegistry:
         )
         # Closes whose callers were cancelled are still storing: let them finish.
         await asyncio.gather(*self._finishing, return_exceptions=True)
+        await self._settle_lost(None)
 
 
 def _utc(ts: float | None) -> datetime | None:

@@ -82,6 +82,11 @@ class Settings:
     turn_ttl_s: int = _setting(
         86400, "How long a participant's TURN credentials stay valid, in seconds."
     )
+    reconnect_grace_s: int = _setting(
+        30,
+        "Seconds a participant whose connection was lost may take to come back; the record "
+        "then shows a gap instead of a leave and a join (0: every loss is a leave).",
+    )
     interview_margin_minutes: int = _setting(
         15,
         "An interviewee's link works from this many minutes before the interview's scheduled "

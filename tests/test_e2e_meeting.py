@@ -97,6 +97,23 @@ async def test_three_people_see_and_hear_each_other(
             assert await pages[1].locator("#grid [data-action=mute]").count() == 0
             assert await pages[2].locator("#grid [data-action=mute]").count() == 2
 
+            # The member's connection is cut: its page reconnects by itself with the same
+            # link, the others see it again, and the record shows a gap.
+            await pages[1].evaluate("window.hoidong.ws.close()")
+            await pages[1].wait_for_selector("#status[data-state='reconnecting']",
+                                             timeout=5000)
+            await pages[1].wait_for_selector("#status[data-state='connected']", timeout=20000)
+            await pages[2].wait_for_function(
+                "document.querySelectorAll('#grid .tile').length === 2", timeout=20000
+            )
+            before = await decoded_frames(pages[2])
+            await asyncio.sleep(2)
+            after = await decoded_frames(pages[2])
+            assert after[member_id] - before.get(member_id, 0) > 10, (before, after)
+            kinds = [e["kind"] for e in await r.api("GET", f"/api/sessions/{sid}/audit")
+                     if e["participant_id"] == member_id]
+            assert "participant.reconnected" in kinds and "participant.left" not in kinds, kinds
+
             # One leaves: the other two drop its tile.
             await pages[2].click("#leave")
             for page in pages[:2]:

@@ -550,12 +550,13 @@ async def test_vanishing_after_hello_leaves_nothing_behind(running: Running) -> 
         await raw_hello_then_vanish(r, who.token, sid, delay)
         deadline = time.monotonic() + 5
         while True:
-            events = [e for e in await audit(r, sid)
-                      if e["kind"] in ("participant.joined", "participant.left")]
-            joined_ids = [e["data"]["connection"] for e in events
-                          if e["kind"] == "participant.joined"]
-            left_ids = [e["data"]["connection"] for e in events
-                        if e["kind"] == "participant.left"]
+            # Arrivals are joins, or reconnects within the grace period; departures are
+            # leaves, or lost connections (a leave follows if nobody comes back).
+            events = await audit(r, sid)
+            joined_ids = [e["data"]["connection"] for e in events if e["kind"] in
+                          ("participant.joined", "participant.reconnected")]
+            left_ids = [e["data"]["connection"] for e in events if e["kind"] in
+                        ("participant.left", "participant.connection_lost")]
             if not r.app[LIVE].connections(sid) and sorted(joined_ids) == sorted(left_ids):
                 break
             assert time.monotonic() < deadline, (

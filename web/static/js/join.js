@@ -157,7 +157,7 @@ function renderGrid() {
 
 async function sendOffer(receiveSlots, iceServers) {
   pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers });
-  window.hoidong = { pc };  // for diagnostics and the browser tests
+  window.hoidong = { pc, ws };  // for diagnostics and the browser tests
   for (const track of stream.getTracks()) {
     narrowCodecs(pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }), track.kind);
   }
@@ -172,7 +172,7 @@ async function sendOffer(receiveSlots, iceServers) {
   });
   pc.addEventListener("connectionstatechange", () => {
     if (pc.connectionState === "connected") setStatus("connected", t("join.connected"));
-    else if (["failed", "disconnected"].includes(pc.connectionState) && !finished) setStatus("disconnected", t("join.disconnected"));
+    else if (pc.connectionState === "failed" && !finished) ws.close();  // reconnects
   });
   await pc.setLocalDescription(await pc.createOffer());
   await waitForIce(pc);
@@ -187,15 +187,41 @@ function finish(state, text) {
   for (const id of ["#join-enter", "#toggle-mic", "#toggle-camera", "#leave"]) $(id).disabled = true;
 }
 
+// After an unexpected drop the page reconnects by itself with the same link; the server
+// records the gap (reconnect_grace_s), not a leave and a join.
+const RECONNECT_EVERY_MS = 2000;
+const RECONNECT_FOR_MS = 60000;
+let lostSince = null;
+
+function reconnectLater() {
+  if (finished) return;
+  if (lostSince === null) lostSince = Date.now();
+  if (Date.now() - lostSince > RECONNECT_FOR_MS) {
+    finish("disconnected", t("join.disconnected"));
+    return;
+  }
+  setStatus("reconnecting", t("join.reconnecting"));
+  setTimeout(connect, RECONNECT_EVERY_MS);
+}
+
 $("#join-enter").addEventListener("click", () => {
   $("#join-enter").disabled = true;
   showError("", "");
   setStatus("connecting", t("join.connecting"));
-  ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/join`);
-  ws.addEventListener("open", () => ws.send(JSON.stringify({ type: "hello", token: cfg.token, session_id: cfg.sessionId })));
-  ws.addEventListener("message", async (ev) => {
+  connect();
+  setInterval(() => { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ping" })); }, 15000);
+});
+
+function connect() {
+  if (finished) return;
+  if (pc) { pc.close(); pc = null; }
+  const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/join`);
+  ws = socket;
+  socket.addEventListener("open", () => socket.send(JSON.stringify({ type: "hello", token: cfg.token, session_id: cfg.sessionId })));
+  socket.addEventListener("message", async (ev) => {
     const msg = JSON.parse(ev.data);
     if (msg.type === "welcome") {
+      lostSince = null;
       canControl = !!msg.participant.controls;
       $("#end-for-all").hidden = !canControl;
       for (const id of ["#toggle-mic", "#toggle-camera", "#leave"]) $(id).disabled = false;
@@ -227,9 +253,8 @@ $("#join-enter").addEventListener("click", () => {
       finish("left", t("join.left"));
     }
   });
-  ws.addEventListener("close", () => { if (!finished) finish("disconnected", t("join.disconnected")); });
-  setInterval(() => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ping" })); }, 15000);
-});
+  socket.addEventListener("close", () => { if (ws === socket) reconnectLater(); });
+}
 
 function toggle(button, tracks) {
   const enabled = !tracks[0]?.enabled;
