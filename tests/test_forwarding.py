@@ -93,13 +93,7 @@ async def test_three_participants_each_receive_the_other_two(running: Running) -
         # Ending the session finishes and stores everyone's recordings before it returns.
         await r.api("POST", f"/api/sessions/{sid}/end")
     finally:
-        for client in clients:
-            await client.ws.close()
-            await client.pc.close()
-            if client.reader is not None:
-                client.reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await client.reader
+        await _close_all(clients)
 
     # Forwarding does not replace recording: each participant's own tracks are stored.
     recordings = await r.api("GET", f"/api/sessions/{sid}/recordings")
