@@ -135,9 +135,6 @@ class Forwarder:
         else:
             self._muted.discard(key)
 
-    def is_muted(self, key: str) -> bool:
-        return key in self._muted
-
     def add_publisher(self, key: str, request_keyframe: Callable[[], None]) -> None:
         self._slots.setdefault(key, set())
         self._keyframe[key] = request_keyframe

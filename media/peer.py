@@ -111,11 +111,6 @@ class ParticipantPeer:
         for source in receiver.getSynchronizationSources():
             asyncio.get_running_loop().create_task(receiver._send_rtcp_pli(source.source))
 
-    @property
-    def recording_tracks(self) -> list[str]:
-        """Keys (``kind-mid``) of tracks that have started writing."""
-        return list(self._recorders)
-
     async def answer(self, offer_sdp: object) -> str:
         """Accept the participant's offer and return the answer SDP.
 

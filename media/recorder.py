@@ -90,10 +90,6 @@ class TrackRecorder:
         self._prev_ts: int | None = None
         self._rtp_time_base = fractions.Fraction(1, 1)
 
-    @property
-    def waiting_for_keyframe(self) -> bool:
-        return self._waiting_for_keyframe
-
     def write(self, frame: EncodedFrame) -> None:
         """Enqueue ``frame``; drop (and count) it when closed, full or undecodable."""
         if self._closed:

@@ -90,9 +90,6 @@ class Room:
             self.forwarder.set_muted(source_key(member, track_key), muted)
         return bool(keys)
 
-    def is_muted(self, member: str, kind: str) -> bool:
-        return (member, kind) in self._muted
-
     def assignments(self, member: str) -> list[Slot]:
         peer = self._peers.get(member)
         return list(peer.slots) if peer is not None else []

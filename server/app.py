@@ -66,7 +66,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/staff", pages.staff_page)
     app.router.add_get("/staff/sessions/{session_id}", pages.session_page)
     app.router.add_get("/join/{session_id}/{token}", pages.join_page)
-    app.router.add_get("/i18n/{lang}.json", pages.catalogue)
     app.router.add_get("/ws/join", signalling.join_socket)
     app.router.add_static("/static/", WEB_DIR / "static")
     return app

@@ -91,8 +91,17 @@ async def create_api_token(db: Database, *, username: str, name: str = "") -> st
     return token
 
 
-async def login(db: Database, username: str, password: str, hours: int) -> tuple[str, str] | None:
-    """Check credentials; on success return (cookie value, CSRF token)."""
+@dataclass(frozen=True)
+class NewLogin:
+    """A login just made: the cookie value and CSRF token to hand out, once."""
+
+    user: User
+    cookie: str
+    csrf_token: str
+
+
+async def login(db: Database, username: str, password: str, hours: int) -> NewLogin | None:
+    """Check credentials; on success a new login, else None."""
     async with db.session() as s:
         user = (await s.execute(select(User).where(User.username == username))).scalar_one_or_none()
         # Hash even for an unknown user so timing does not reveal which names exist.
@@ -105,7 +114,7 @@ async def login(db: Database, username: str, password: str, hours: int) -> tuple
             expires_at=utcnow() + timedelta(hours=hours),
         ))
         await s.commit()
-    return cookie, csrf
+    return NewLogin(user, cookie, csrf)
 
 
 async def logout(db: Database, cookie: str) -> None:

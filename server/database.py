@@ -16,7 +16,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -76,6 +76,3 @@ def migrate_sync(url: str) -> None:
 async def migrate(url: str) -> None:
     await asyncio.to_thread(migrate_sync, url)
 
-
-def is_sqlite(engine: AsyncEngine | Engine) -> bool:
-    return engine.dialect.name == "sqlite"

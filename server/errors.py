@@ -8,7 +8,6 @@ sees a stack trace. HTML pages render the same messages through ``error.html``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -69,8 +68,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if name in exc.headers:
                 resp.headers[name] = exc.headers[name]
         return resp
-    except json.JSONDecodeError:
-        return error_response(400, "http.bad_json")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "http.internal")

@@ -1,12 +1,9 @@
-"""Live sessions: who is connected, their peers, and storing what they recorded.
+"""Live sessions: who is connected, with which peer, and who receives whom.
 
 The :class:`LiveRegistry` owns every :class:`Connection` (a participant's WebSocket
-plus media peer). When a connection ends — the participant leaves, the network
-fails, the session ends or the server shuts down — its recordings are finished,
-uploaded to the object store with their SHA-256, entered in the database and
-audited. A spool file is deleted only after the store has confirmed it and the
-database row is committed; if the upload fails the file stays in the spool and the
-row says so, so nothing recorded is lost.
+plus media peer) and each session's :class:`Room`. When a connection ends — the
+participant leaves, the network fails, the session ends or the server shuts down —
+its recordings are finished and kept (:func:`server.recordings.keep_recording`).
 """
 
 from __future__ import annotations
@@ -15,21 +12,19 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from media.peer import ParticipantPeer
-from media.recorder import RecordingResult
 from media.room import Room, source_member
 from server import audit
 from server.database import Database
-from server.models import Participant, Recording, new_id, public_name, utcnow
+from server.models import Participant, new_id, public_name, utcnow
+from server.recordings import keep_recording
 from server.settings import Settings
-from storage import ObjectStore, StorageError
-from storage.keys import recording_key
+from storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +277,11 @@ class LiveRegistry:
         if not conn.ws.closed:
             await conn.ws.close()
         for result in results:
-            await self._keep(conn, result)
+            await keep_recording(
+                self._db, self._store, result, session_id=conn.session_id,
+                dossier_id=conn.dossier_id, participant_id=conn.participant.id,
+                connection_id=conn.id, opened_at=conn.opened_at,
+            )
 
     async def _record_departure(self, conn: Connection, reason: str) -> None:
         """A deliberate end is a leave; an interruption waits for a reconnect first."""
@@ -333,70 +332,6 @@ class LiveRegistry:
                     lost.timer.cancel()
                 await self._give_up(key, lost)
 
-    async def _keep(self, conn: Connection, result: RecordingResult) -> None:
-        rec = Recording(
-            session_id=conn.session_id,
-            participant_id=conn.participant.id,
-            kind=result.kind,
-            codec=result.codec,
-            container=result.container,
-            started_at=_utc(result.started_at) or conn.opened_at,
-            ended_at=_utc(result.ended_at),
-            duration_s=result.duration_s,
-            frames=result.frames,
-            error=result.error,
-        )
-        data: dict[str, Any] = {
-            "kind": result.kind,
-            "connection": conn.id,
-            "frames": result.frames,
-            "dropped": result.dropped,
-            "duration_s": result.duration_s,
-        }
-        stored = False
-        if result.frames == 0 or not result.path.exists():
-            rec.status, event = "empty", "recording.empty"
-        else:
-            key = recording_key(
-                conn.dossier_id,
-                conn.session_id,
-                conn.participant.id,
-                f"{conn.id}-{result.path.stem}",
-                "webm",
-            )
-            try:
-                obj = await self._store.put_file(key, result.path, f"{result.kind}/webm")
-            except StorageError as exc:
-                log.error("storing %s failed (%s); it stays in the spool", result.path, exc)
-                rec.status, rec.error, event = "failed", exc.code, "recording.store_failed"
-                data["spool_path"] = str(result.path)
-            else:
-                rec.status, rec.object_key, rec.sha256, rec.size = (
-                    "stored",
-                    key,
-                    obj.sha256,
-                    obj.size,
-                )
-                event, stored = "recording.stored", True
-                data.update(key=key, sha256=obj.sha256, size=obj.size)
-        async with self._db.session() as s:
-            s.add(rec)
-            await s.flush()
-            data["recording_id"] = rec.id
-            audit.record(
-                s,
-                event,
-                actor="system",
-                dossier_id=conn.dossier_id,
-                session_id=conn.session_id,
-                participant_id=conn.participant.id,
-                data=data,
-            )
-            await s.commit()
-        if stored:
-            # The store confirmed it and the row is committed: the spool copy may go.
-            await asyncio.to_thread(_remove_spool_file, result.path)
-
     async def end_session(self, session_id: str) -> None:
         """Tell everyone the session ended, close their connections, store media."""
         async with self.lock(session_id):
@@ -418,16 +353,3 @@ class LiveRegistry:
         # Closes whose callers were cancelled are still storing: let them finish.
         await asyncio.gather(*self._finishing, return_exceptions=True)
         await self._settle_lost(None)
-
-
-def _utc(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-def _remove_spool_file(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    # Tidy the now-empty connection directory; a non-empty one stays.
-    try:
-        path.parent.rmdir()
-    except OSError:
-        pass

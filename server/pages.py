@@ -112,10 +112,3 @@ async def join_page(request: web.Request) -> web.Response:
         consent_keys=CONSENT_KEYS,
         consented=participant.consent_at is not None,
     )
-
-
-async def catalogue(request: web.Request) -> web.Response:
-    lang = request.match_info["lang"]
-    if lang not in LANGUAGES:
-        raise web.HTTPNotFound()
-    return web.json_response(for_language(lang))

@@ -33,7 +33,6 @@ from server.models import (
     SessionStatus,
     Transcript,
     TranscriptSegment,
-    new_id,
     public_name,
     utcnow,
 )
@@ -256,5 +255,3 @@ class TranscriptionService:
         log.info("session %s transcribed: %d lines from %d tracks", session_id, len(merged),
                  len(tracks))
 
-
-__all__ = ["TranscriptionService", "new_id"]

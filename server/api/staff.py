@@ -59,27 +59,18 @@ async def session_from_path(s: AsyncSession, request: web.Request) -> MeetingSes
            response=LoginOut, auth="none")
 async def login(request: web.Request, body: LoginIn) -> web.Response:
     settings = request.app[SETTINGS]
-    found = await auth.login(
+    new = await auth.login(
         request.app[DB], body.username, body.password, settings.login_session_hours
     )
-    if found is None:
+    if new is None:
         raise ApiError(401, "auth.bad_credentials")
-    cookie, csrf = found
-    ident = await _identity_for_cookie(request, cookie)
-    out = LoginOut(user=UserOut.model_validate(ident.user), csrf_token=csrf)
+    out = LoginOut(user=UserOut.model_validate(new.user), csrf_token=new.csrf_token)
     resp = web.json_response(out.model_dump(mode="json"))
     resp.set_cookie(
-        auth.COOKIE_NAME, cookie, httponly=True, samesite="Lax", secure=settings.cookie_secure,
+        auth.COOKIE_NAME, new.cookie, httponly=True, samesite="Lax", secure=settings.cookie_secure,
         max_age=settings.login_session_hours * 3600, path="/",
     )
     return resp
-
-
-async def _identity_for_cookie(request: web.Request, cookie: str) -> auth.Identity:
-    clone = request.clone(headers={"Cookie": f"{auth.COOKIE_NAME}={cookie}"})
-    ident = await auth.identify(request.app[DB], clone)
-    assert ident is not None
-    return ident
 
 
 @api.route("POST", "/api/logout", summary="Log out", auth="staff", response=None)
