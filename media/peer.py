@@ -39,13 +39,20 @@ FrameListener = Callable[[str, EncodedFrame], None]
 
 @dataclass(frozen=True)
 class Slot:
-    """An m-line the client only receives on: the server sends it others' media."""
+    """An m-line the client only receives on: the server sends it others' media.
+
+    ``kind`` is ``audio``, ``video`` (a camera) or ``screen`` (someone's shared screen,
+    a video track too)."""
 
     mid: str
     kind: str
     track: SlotTrack
+
+
 StateListener = Callable[[str], None]
 
+# The recording source of each published track label.
+_SOURCES = {"audio": "microphone", "video": "camera", "screen": "screen"}
 
 
 def _codec_name(codec: RTCRtpCodecParameters) -> str:
@@ -100,19 +107,25 @@ class ParticipantPeer:
 
     @property
     def published(self) -> dict[str, str]:
-        """The tracks this participant sends: key (``kind-mid``) → kind."""
+        """The tracks this participant sends: key (``label-mid``) → label, where the
+        label is ``audio``, ``video`` (camera) or ``screen``."""
         return {key: key.split("-", 1)[0] for key in self._receivers}
 
     def request_keyframe(self, key: str) -> None:
         """Send a PLI for the published video track ``key`` (no-op for others)."""
         receiver = self._receivers.get(key)
-        if receiver is None or self._closed or not key.startswith("video"):
+        if receiver is None or self._closed or key.startswith("audio"):
             return
         for source in receiver.getSynchronizationSources():
             asyncio.get_running_loop().create_task(receiver._send_rtcp_pli(source.source))
 
-    async def answer(self, offer_sdp: object) -> str:
+    async def answer(self, offer_sdp: object, *, screen_send: str | None = None,
+                     screen_receive: frozenset[str] = frozenset()) -> str:
         """Accept the participant's offer and return the answer SDP.
+
+        ``screen_send`` is the mid of the client's video m-line that carries its shared
+        screen (silent until it shares), ``screen_receive`` those on which it receives
+        others' screens; other video m-lines are cameras.
 
         Raises :class:`SdpError` for an offer that is malformed, too large, carries
         no supported codec, or comes a second time (renegotiation is not supported
@@ -138,8 +151,10 @@ class ParticipantPeer:
             if kind not in ("audio", "video"):
                 continue
             _restrict_codecs(transceiver)
-            if client_sends.get(str(transceiver.mid), False):
-                key = f"{kind}-{transceiver.mid}"
+            mid = str(transceiver.mid)
+            is_screen = kind == "video" and (mid == screen_send or mid in screen_receive)
+            if client_sends.get(mid, False):
+                key = f"{'screen' if is_screen else kind}-{mid}"
                 self._receivers[key] = transceiver.receiver
                 install_tap(transceiver.receiver, kind, self._sink_for(key))
             else:
@@ -149,7 +164,7 @@ class ParticipantPeer:
                 # aiortc turns a subscriber's PLI/FIR into _send_keyframe(), which only an
                 # encoder would honour; passthrough asks the publisher instead.
                 transceiver.sender._send_keyframe = slot.request_keyframe  # type: ignore[method-assign]
-                self.slots.append(Slot(str(transceiver.mid), kind, slot))
+                self.slots.append(Slot(mid, "screen" if is_screen else kind, slot))
         try:
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
@@ -166,7 +181,9 @@ class ParticipantPeer:
                 if self._closed or frame.codec not in SUPPORTED_CODECS:
                     return
                 path = self.spool_dir / f"{key}.webm"
-                recorder = self._recorders[key] = TrackRecorder(frame.kind, frame.codec, path)
+                recorder = self._recorders[key] = TrackRecorder(
+                    frame.kind, frame.codec, path, source=_SOURCES[key.split("-", 1)[0]]
+                )
             recorder.write(frame)
             if self._on_frame is not None:
                 self._on_frame(key, frame)

@@ -37,6 +37,10 @@ _WRAP = 1 << 32
 _POLL_S = 0.02
 
 
+# What a track carries unless told otherwise (a second video track may be a screen).
+DEFAULT_SOURCE = {"audio": "microphone", "video": "camera"}
+
+
 @dataclass(frozen=True)
 class RecordingResult:
     """What a recorder wrote. ``started_at``/``ended_at`` are server wall-clock
@@ -47,6 +51,7 @@ class RecordingResult:
     codec: str
     container: str
     path: Path
+    source: str  # what was captured: microphone, camera or screen
     started_at: float | None
     ended_at: float | None
     duration_s: float
@@ -56,10 +61,12 @@ class RecordingResult:
 
 
 class TrackRecorder:
-    def __init__(self, kind: str, codec: str, path: Path, *, max_queue: int = 1000) -> None:
+    def __init__(self, kind: str, codec: str, path: Path, *, max_queue: int = 1000,
+                 source: str | None = None) -> None:
         if codec not in SUPPORTED_CODECS:
             raise ValueError(f"cannot record codec {codec!r}")
         self.kind = kind
+        self.source = source or DEFAULT_SOURCE[kind]
         self.codec = codec
         self.path = path
         # Frames wait in a deque drained by the writer every _POLL_S: waking the thread
@@ -126,6 +133,7 @@ class TrackRecorder:
             codec=self.codec,
             container=CONTAINER,
             path=self.path,
+            source=self.source,
             started_at=self._first.received_at if self._first else None,
             ended_at=self._last.received_at if self._last else None,
             duration_s=round(duration, 3),

@@ -5,6 +5,10 @@ by an opaque member id) and a :class:`Forwarder`. When a member's media is ready
 publishes each of its tracks and is given every other member's tracks in free slots
 of the same kind; when it leaves, the slots showing it are freed. Methods return the
 members whose slot assignments changed, so the caller can tell those clients.
+
+Screens are different: everyone's offer carries a screen track, silent until they
+share, and each client has few screen slots. Only members who say they are sharing
+(:meth:`Room.set_sharing`) are shown, the latest first.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class Room:
         self.forwarder = Forwarder()
         self._peers: dict[str, ParticipantPeer] = {}
         self._muted: set[tuple[str, str]] = set()
+        self._sharing: list[str] = []  # members sharing their screen, latest last
 
     def publish(self, member: str, track_key: str, frame: EncodedFrame) -> None:
         """A frame from ``member``'s track (the peer's frame listener calls this)."""
@@ -50,16 +55,19 @@ class Room:
             if other == member:
                 continue
             for track_key, kind in other_peer.published.items():
-                if self._fill(peer, source_key(other, track_key), kind):
+                if kind != "screen" and self._fill(peer, source_key(other, track_key), kind):
                     changed.add(member)
             for track_key, kind in peer.published.items():
-                if self._fill(other_peer, source_key(member, track_key), kind):
+                if kind != "screen" and self._fill(other_peer, source_key(member, track_key),
+                                                    kind):
                     changed.add(other)
-        return changed
+        return changed | self._assign_screens()
 
     def leave(self, member: str) -> set[str]:
         """Remove ``member``; returns the members that were receiving it."""
         peer = self._peers.pop(member, None)
+        if member in self._sharing:
+            self._sharing.remove(member)
         if peer is None:
             return set()
         changed: set[str] = set()
@@ -71,6 +79,41 @@ class Room:
             self.forwarder.remove_publisher(key)
         for slot in peer.slots:
             self.forwarder.unsubscribe(slot.track)
+        return changed | self._assign_screens()
+
+    def set_sharing(self, member: str, sharing: bool) -> set[str]:
+        """``member`` started or stopped sharing its screen; returns members whose
+        screen slots changed. Ignored for a member with no screen track."""
+        peer = self._peers.get(member)
+        if member in self._sharing:
+            self._sharing.remove(member)
+        if sharing and peer is not None and "screen" in peer.published.values():
+            self._sharing.append(member)
+        return self._assign_screens()
+
+    def sharing(self) -> list[str]:
+        """Members sharing their screen, the latest last."""
+        return list(self._sharing)
+
+    def _assign_screens(self) -> set[str]:
+        """Show each member the latest screens shared by others, one per screen slot."""
+        changed: set[str] = set()
+        for member, peer in self._peers.items():
+            slots = [s for s in peer.slots if s.kind == "screen"]
+            shown = [
+                source_key(other, key)
+                for other in reversed(self._sharing) if other != member
+                for key, kind in self._peers[other].published.items() if kind == "screen"
+            ]
+            for i, slot in enumerate(slots):
+                want = shown[i] if i < len(shown) else None
+                if slot.track.source == want:
+                    continue
+                if want is None:
+                    self.forwarder.unsubscribe(slot.track)
+                else:
+                    self.forwarder.subscribe(want, slot.track)
+                changed.add(member)
         return changed
 
     def set_muted(self, member: str, kind: str, muted: bool) -> bool:

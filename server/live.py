@@ -21,6 +21,7 @@ from media.peer import ParticipantPeer
 from media.room import Room, source_member
 from server import audit
 from server.database import Database
+from server.lobby import Decision, Lobby, Waiting
 from server.models import Participant, new_id, public_name, utcnow
 from server.recordings import keep_recording
 from server.settings import Settings
@@ -55,6 +56,7 @@ class Connection:
     ws: web.WebSocketResponse
     peer: ParticipantPeer
     opened_at: datetime
+    host: bool = False  # runs the meeting: may admit, mute, remove, end it
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -66,8 +68,7 @@ class LiveRegistry:
         self._sessions: dict[str, dict[str, Connection]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._rooms: dict[str, Room] = {}
-        # Removed by the chair: refused if they come back (kept while the server runs).
-        self._removed: dict[str, set[str]] = {}
+        self.lobby = Lobby()
         # Participants whose connection was lost, waiting reconnect_grace_s for them.
         self._lost: dict[tuple[str, str], _Lost] = {}
         self._finishing: set[asyncio.Task[None]] = set()
@@ -87,6 +88,7 @@ class LiveRegistry:
         participant: Participant,
         ws: web.WebSocketResponse,
         on_state: Callable[[Connection, str], None],
+        host: bool = False,
     ) -> Connection:
         """Register a new connection; an older one of the same participant is closed
         first (a second tab or a reconnect replaces the first).
@@ -96,7 +98,7 @@ class LiveRegistry:
         recorded without its leave.
         """
         task = asyncio.get_running_loop().create_task(
-            self._open(session_id, dossier_id, participant, ws, on_state)
+            self._open(session_id, dossier_id, participant, ws, on_state, host)
         )
         try:
             return await asyncio.shield(task)
@@ -112,6 +114,7 @@ class LiveRegistry:
         participant: Participant,
         ws: web.WebSocketResponse,
         on_state: Callable[[Connection, str], None],
+        host: bool,
     ) -> Connection:
         old = self._sessions.get(session_id, {}).get(participant.id)
         if old is not None:
@@ -138,6 +141,7 @@ class LiveRegistry:
             ws=ws,
             peer=peer,
             opened_at=utcnow(),
+            host=host,
         )
         holder.append(conn)
         self._sessions.setdefault(session_id, {})[participant.id] = conn
@@ -184,9 +188,6 @@ class LiveRegistry:
             return
         await self._announce_slots(conn.session_id, room.join(conn.participant.id, conn.peer))
 
-    def is_removed(self, session_id: str, participant_id: str) -> bool:
-        return participant_id in self._removed.get(session_id, set())
-
     async def broadcast(self, session_id: str, message: dict[str, Any]) -> None:
         for conn in self.connections(session_id):
             if not conn.ws.closed:
@@ -220,12 +221,16 @@ class LiveRegistry:
         return True
 
     async def remove(self, by: Connection, target_id: str) -> bool:
-        """``by`` removes ``target_id`` from the live meeting (it may not rejoin)."""
+        """``by`` removes ``target_id`` from the live meeting; the participant record
+        keeps it (``removed_at``), so their link is refused from then on."""
         target = self._sessions.get(by.session_id, {}).get(target_id)
         if target is None or target is by:
             return False
-        self._removed.setdefault(by.session_id, set()).add(target_id)
+        actor = f"participant:{by.participant.id}"
         async with self._db.session() as s:
+            row = await s.get(Participant, target_id)
+            if row is not None and row.removed_at is None:
+                row.removed_at, row.removed_by = utcnow(), actor
             audit.record(s, "participant.removed", actor=f"participant:{by.participant.id}",
                          dossier_id=by.dossier_id, session_id=by.session_id,
                          participant_id=target_id)
@@ -239,6 +244,91 @@ class LiveRegistry:
                 pass
         await self.close(target, "removed")
         return True
+
+    async def set_sharing(self, conn: Connection, sharing: bool) -> None:
+        """``conn`` started or stopped sharing its screen: the others are shown it (the
+        latest share first) and it is recorded like any other track."""
+        room = self._rooms.get(conn.session_id)
+        if room is None or conn.closed.is_set():
+            return
+        was = conn.participant.id in room.sharing()
+        changed = room.set_sharing(conn.participant.id, sharing)
+        now = conn.participant.id in room.sharing()
+        if was != now:
+            event = "participant.screen_started" if now else "participant.screen_stopped"
+            async with self._db.session() as s:
+                audit.record(s, event,
+                             actor=f"participant:{conn.participant.id}",
+                             dossier_id=conn.dossier_id, session_id=conn.session_id,
+                             participant_id=conn.participant.id,
+                             data={"connection": conn.id})
+                await s.commit()
+        await self._announce_slots(conn.session_id, changed)
+
+    # -- the lobby ----------------------------------------------------------------------
+
+    async def enter_lobby(self, session_id: str, dossier_id: str, participant: Participant,
+                          ws: web.WebSocketResponse) -> Waiting:
+        """``participant`` waits to be admitted; the hosts connected are told."""
+        waiting = self.lobby.enter(session_id, participant, ws)
+        async with self._db.session() as s:
+            audit.record(s, "participant.lobby_entered", actor=f"participant:{participant.id}",
+                         dossier_id=dossier_id, session_id=session_id,
+                         participant_id=participant.id, data={"role": participant.role})
+            await s.commit()
+        await self.announce_lobby(session_id)
+        return waiting
+
+    async def leave_lobby(self, waiting: Waiting, dossier_id: str) -> None:
+        """The wait is over; if nobody decided (the person gave up), that is recorded."""
+        if self.lobby.leave(waiting):
+            pid = waiting.participant.id
+            async with self._db.session() as s:
+                audit.record(s, "participant.lobby_left", actor=f"participant:{pid}",
+                             dossier_id=dossier_id, session_id=waiting.session_id,
+                             participant_id=pid, data={"waited_s": _since(waiting.since)})
+                await s.commit()
+            await self.announce_lobby(waiting.session_id)
+
+    async def admit(self, by: Connection, target_id: str, admit: bool) -> bool:
+        """Host ``by`` admits (or turns away) ``target_id`` from the lobby; False if
+        they are not waiting. An admission is kept on the participant record, so a
+        reconnect does not send them back to the lobby."""
+        if not any(w.participant.id == target_id for w in self.lobby.waiting(by.session_id)):
+            return False
+        actor = f"participant:{by.participant.id}"
+        if admit:
+            async with self._db.session() as s:
+                row = await s.get(Participant, target_id)
+                if row is not None and row.admitted_at is None:
+                    row.admitted_at, row.admitted_by = utcnow(), actor
+                await s.commit()
+        decision = Decision.ADMITTED if admit else Decision.DENIED
+        event = "participant.admitted" if admit else "participant.denied"
+        waiting = self.lobby.decide(by.session_id, target_id, decision, actor)
+        if waiting is None:
+            return False
+        async with self._db.session() as s:
+            audit.record(s, event, actor=actor,
+                         dossier_id=by.dossier_id, session_id=by.session_id,
+                         participant_id=target_id, data={"waited_s": _since(waiting.since)})
+            await s.commit()
+        await self.announce_lobby(by.session_id)
+        return True
+
+    async def announce_lobby(self, session_id: str, to: Connection | None = None) -> None:
+        """Send the hosts of ``session_id`` who is waiting; a host just arriving (``to``)
+        is told only if someone is (a client starts with an empty lobby)."""
+        message = {"type": "lobby",
+                   "waiting": [w.describe() for w in self.lobby.waiting(session_id)]}
+        if to is not None and not message["waiting"]:
+            return
+        for conn in [to] if to is not None else self.connections(session_id):
+            if conn.host and not conn.ws.closed:
+                try:
+                    await conn.ws.send_json(message)
+                except ConnectionError:
+                    pass
 
     async def _announce_slots(self, session_id: str, members: set[str]) -> None:
         """Tell each of ``members`` which participant each of its receive slots shows."""
@@ -336,6 +426,7 @@ class LiveRegistry:
         """Tell everyone the session ended, close their connections, store media."""
         async with self.lock(session_id):
             conns = self.connections(session_id)
+            self.lobby.end(session_id)
         for conn in conns:
             if not conn.ws.closed:
                 try:
@@ -353,3 +444,7 @@ class LiveRegistry:
         # Closes whose callers were cancelled are still storing: let them finish.
         await asyncio.gather(*self._finishing, return_exceptions=True)
         await self._settle_lost(None)
+
+
+def _since(at: datetime) -> float:
+    return round((utcnow() - at).total_seconds(), 3)

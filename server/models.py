@@ -105,8 +105,51 @@ CAMERA_REQUIRED_ROLES = frozenset(
 )
 
 
-# Who runs a live meeting: admits, mutes, removes, ends it for everyone.
-CONTROLLER_ROLES = frozenset({ParticipantRole.CHAIR, ParticipantRole.SECRETARY})
+# Who runs a live meeting: admits from the lobby, mutes, removes, ends it for everyone.
+# In an interview the reviewers run it as well (see :func:`is_host`).
+CONTROLLER_ROLES = frozenset(
+    {ParticipantRole.CHAIR, ParticipantRole.SECRETARY, ParticipantRole.TEAM_LEAD}
+)
+
+# Not members of the council or the evaluation team: with ``Admission.INVITED`` these
+# wait in the lobby until a host admits them.
+GUEST_ROLES = frozenset(
+    {ParticipantRole.INTERVIEWEE, ParticipantRole.INSTITUTION_REP, ParticipantRole.OBSERVER}
+)
+
+
+class Admission(enum.StrEnum):
+    """Who enters a session's meeting directly and who waits in its lobby.
+
+    Only people on the session's roster have a join link at all; the lobby is where a
+    host sees who is asking to come in and lets them in (or not). Hosts never wait.
+    """
+
+    LOBBY = "lobby"  # everyone but the hosts waits to be admitted
+    INVITED = "invited"  # council and team members enter directly; guests wait
+    OPEN = "open"  # everyone on the roster enters directly
+
+
+def is_host(session_kind: str, role: str) -> bool:
+    """Whether ``role`` runs a session of ``session_kind`` (admit, mute, remove, end)."""
+    return role in CONTROLLER_ROLES or (
+        session_kind == SessionKind.INTERVIEW and role == ParticipantRole.REVIEWER
+    )
+
+
+def must_wait(session: MeetingSession, participant: Participant) -> bool:
+    """Whether ``participant`` waits in the lobby before entering ``session``.
+
+    Someone a host admitted once (``admitted_at``) comes back directly, e.g. after a
+    reconnect or a server restart.
+    """
+    if participant.admitted_at is not None or is_host(session.kind, participant.role):
+        return False
+    if session.admission == Admission.OPEN:
+        return False
+    if session.admission == Admission.INVITED:
+        return participant.role in GUEST_ROLES
+    return True
 
 
 def public_name(p: Participant) -> str:
@@ -177,6 +220,7 @@ class MeetingSession(Base):
     status: Mapped[str] = mapped_column(String(20), default=SessionStatus.SCHEDULED)
     scheduled_at: Mapped[datetime | None] = mapped_column(default=None)
     scheduled_end_at: Mapped[datetime | None] = mapped_column(default=None)
+    admission: Mapped[str] = mapped_column(String(20), default=Admission.INVITED)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -198,6 +242,12 @@ class Participant(Base):
     consent_at: Mapped[datetime | None] = mapped_column(default=None)
     consent_text_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     consent_language: Mapped[str | None] = mapped_column(String(5), default=None)
+    # Let in from the lobby (by ``admitted_by``, an actor string), and removed from the
+    # meeting by a host (no rejoin); both also in the audit log.
+    admitted_at: Mapped[datetime | None] = mapped_column(default=None)
+    admitted_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    removed_at: Mapped[datetime | None] = mapped_column(default=None)
+    removed_by: Mapped[str | None] = mapped_column(String(100), default=None)
 
 
 class Recording(Base):
@@ -209,6 +259,8 @@ class Recording(Base):
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
     participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"), index=True)
     kind: Mapped[str] = mapped_column(String(10))  # audio | video
+    # microphone | camera | screen (None for recordings made before screens were shared)
+    source: Mapped[str | None] = mapped_column(String(20), default=None)
     codec: Mapped[str] = mapped_column(String(20))
     container: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(20), default="recording")  # recording|stored|failed

@@ -42,6 +42,7 @@ async def keep_recording(
         session_id=session_id,
         participant_id=participant_id,
         kind=result.kind,
+        source=result.source,
         codec=result.codec,
         container=result.container,
         started_at=_utc(result.started_at) or opened_at,
@@ -52,6 +53,7 @@ async def keep_recording(
     )
     data: dict[str, Any] = {
         "kind": result.kind,
+        "source": result.source,
         "connection": connection_id,
         "frames": result.frames,
         "dropped": result.dropped,

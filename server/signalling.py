@@ -4,17 +4,27 @@ Protocol (JSON text messages, each an object with a ``type``):
 
 client → server
   ``hello``  {token, session_id}  first message, within 10 s: who is joining
-  ``offer``  {sdp}                the participant's SDP offer (once per connection)
+  ``offer``  {sdp, screen?}        the participant's SDP offer (once per connection);
+                                  ``screen`` {send: mid, receive: [mid]} names the video
+                                  m-lines that carry its own and others' shared screens
+  ``screen`` {sharing}            it started (true) or stopped (false) sharing its screen
   ``ping``   {}                   keep-alive; answered with ``pong``
-  ``leave``  {}                   the participant leaves
-  chair and secretary only (others get ``denied``, and stay connected):
+  ``leave``  {}                   the participant leaves (also from the lobby)
+  hosts only (chair, secretary, team lead; reviewers in an interview — others get
+  ``denied``, and stay connected):
+  ``admit``  {participant_id}     let someone in from the lobby
+  ``deny``   {participant_id}     turn someone in the lobby away (they may ask again)
   ``mute``   {participant_id, kind?, muted}  stop/resume forwarding someone's audio
   ``remove`` {participant_id}     remove someone from the meeting (no rejoin)
   ``end_session`` {}              end the session for everyone
 server → client
-  ``welcome`` {participant, session}   the join was accepted
+  ``waiting`` {session}                in the lobby until a host admits (then ``welcome``);
+                                       only ``ping`` and ``leave`` are accepted meanwhile
+  ``welcome`` {participant, session, receive_slots, ice_servers}   the join was accepted
+  ``lobby`` {waiting: [{id, name, role, since}]}  to hosts: who waits (on every change)
   ``answer``  {sdp}                    the server's SDP answer
-  ``slots`` {slots: [{mid, kind, participant}]}  who each receive slot shows
+  ``slots`` {slots: [{mid, kind, participant}]}  who each receive slot shows (kind
+                                       audio, video or screen)
   ``muted`` {participant_id, kind, muted, by}    forwarding stopped/resumed
   ``removed`` {by}                               you were removed (then closed)
   ``denied`` {code, message}                     a control you may not use
@@ -41,12 +51,14 @@ from server import control, jointoken, joinwindow
 from server.i18n import both
 from server.ice import ice_servers
 from server.live import Connection
+from server.lobby import Decision
 from server.models import (
     CAMERA_REQUIRED_ROLES,
-    CONTROLLER_ROLES,
     MeetingSession,
     Participant,
     SessionStatus,
+    is_host,
+    must_wait,
     utcnow,
 )
 from server.state import DB, LIVE, SECRET, SETTINGS
@@ -61,7 +73,8 @@ CLOSE_CODES = {
     "join.invalid": 4401, "join.expired": 4401, "join.wrong_session": 4401,
     "consent.required": 4403, "camera.required": 4403, "session.ended": 4409,
     "participant.removed": 4403, "join.too_early": 4403, "join.too_late": 4403,
-    "participant.not_found": 4404,
+    "participant.not_found": 4404, "lobby.denied": 4403, "lobby.replaced": 4409,
+    "lobby.not_admitted": 4403,
 }
 
 
@@ -105,6 +118,8 @@ async def join_socket(request: web.Request) -> web.WebSocketResponse:
     try:
         conn = await _admit(request, ws)
         reason = await _serve(request, ws, conn)
+    except _LeftLobby:
+        reason = "left_lobby"
     except SignalError as exc:
         reason = exc.code
         await send_error(ws, exc.code, exc.params)
@@ -133,24 +148,16 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
         raise SignalError(exc.code) from None
     live = request.app[LIVE]
     async with live.lock(claims.session_id):
-        async with request.app[DB].session() as s:
-            participant = await s.get(Participant, claims.participant_id)
-            session = await s.get(MeetingSession, claims.session_id)
-        if participant is None or session is None or participant.session_id != session.id:
-            raise SignalError("participant.not_found")
-        if session.status not in (SessionStatus.SCHEDULED, SessionStatus.LIVE):
-            raise SignalError("session.ended")
-        try:
-            joinwindow.check(session, participant.role, request.app[SETTINGS], utcnow())
-        except joinwindow.OutsideWindow as exc:
-            raise SignalError(exc.code, exc.params) from None
-        if participant.consent_at is None:
-            raise SignalError("consent.required")
-        if live.is_removed(session.id, participant.id):
-            raise SignalError("participant.removed")
+        participant, session = await _check_entry(request, claims)
+    if must_wait(session, participant):
+        await _wait_in_lobby(request, ws, session, participant)
+    async with live.lock(claims.session_id):
+        # Checked again: while they waited the session may have ended, or they were removed.
+        participant, session = await _check_entry(request, claims)
+        host = is_host(session.kind, participant.role)
         conn = await live.open(
             session_id=session.id, dossier_id=session.dossier_id, participant=participant,
-            ws=ws, on_state=lambda c, state: _peer_state(request, c, state),
+            ws=ws, on_state=lambda c, state: _peer_state(request, c, state), host=host,
         )
     try:
         await ws.send_json({
@@ -158,17 +165,90 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
             "participant": {"id": participant.id, "name": participant.name,
                             "role": participant.role,
                             "camera_required": participant.role in CAMERA_REQUIRED_ROLES,
-                            "controls": participant.role in CONTROLLER_ROLES},
+                            "controls": host},
             "session": {"id": session.id, "title": session.title, "status": session.status},
             # How many others the client prepares to receive (one slot per kind each).
             "receive_slots": request.app[SETTINGS].max_participants - 1,
             "ice_servers": ice_servers(request.app[SETTINGS], participant.id, time.time()),
         })
+        if host:
+            await live.announce_lobby(session.id, to=conn)
     except BaseException:
         # Gone before the welcome: the caller never sees this connection, so end it here.
         await live.close(conn, "disconnected")
         raise
     return conn
+
+
+async def _check_entry(
+    request: web.Request, claims: jointoken.JoinClaims
+) -> tuple[Participant, MeetingSession]:
+    """The participant and session of a verified join link, if they may enter now."""
+    async with request.app[DB].session() as s:
+        participant = await s.get(Participant, claims.participant_id)
+        session = await s.get(MeetingSession, claims.session_id)
+    if participant is None or session is None or participant.session_id != session.id:
+        raise SignalError("participant.not_found")
+    if session.status not in (SessionStatus.SCHEDULED, SessionStatus.LIVE):
+        raise SignalError("session.ended")
+    try:
+        joinwindow.check(session, participant.role, request.app[SETTINGS], utcnow())
+    except joinwindow.OutsideWindow as exc:
+        raise SignalError(exc.code, exc.params) from None
+    if participant.consent_at is None:
+        raise SignalError("consent.required")
+    if participant.removed_at is not None:
+        raise SignalError("participant.removed")
+    return participant, session
+
+
+LOBBY_OUTCOMES = {Decision.DENIED: "lobby.denied", Decision.REPLACED: "lobby.replaced",
+                  Decision.SESSION_ENDED: "session.ended"}
+
+
+class _LeftLobby(Exception):
+    """The person waiting left (or lost the connection) before anyone decided."""
+
+
+async def _wait_in_lobby(request: web.Request, ws: web.WebSocketResponse,
+                         session: MeetingSession, participant: Participant) -> None:
+    """Hold the participant in the lobby until a host decides; returns when admitted.
+
+    While waiting the client may only ``ping`` or ``leave``. Raises SignalError when
+    turned away or the session ends, :class:`_LeftLobby` when they leave first.
+    """
+    live = request.app[LIVE]
+    waiting = await live.enter_lobby(session.id, session.dossier_id, participant, ws)
+    receiving: asyncio.Task[Any] | None = None
+    try:
+        await ws.send_json({"type": "waiting",
+                            "session": {"id": session.id, "title": session.title}})
+        while True:
+            receiving = asyncio.ensure_future(ws.receive())
+            await asyncio.wait({receiving, waiting.decision},
+                               return_when=asyncio.FIRST_COMPLETED)
+            if waiting.decision.done():
+                break
+            msg = receiving.result()
+            receiving = None
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                            WSMsgType.ERROR):
+                raise _LeftLobby
+            kind = parse_message(msg)["type"]
+            if kind == "ping":
+                await ws.send_json({"type": "pong"})
+            elif kind == "leave":
+                await ws.send_json({"type": "bye"})
+                raise _LeftLobby
+            else:
+                raise SignalError("lobby.not_admitted")
+    finally:
+        if receiving is not None:
+            receiving.cancel()
+        await live.leave_lobby(waiting, session.dossier_id)
+    decision = waiting.decision.result()
+    if decision != Decision.ADMITTED:
+        raise SignalError(LOBBY_OUTCOMES[decision])
 
 
 async def _serve(request: web.Request, ws: web.WebSocketResponse, conn: Connection) -> str:
@@ -181,15 +261,21 @@ async def _serve(request: web.Request, ws: web.WebSocketResponse, conn: Connecti
         data = parse_message(msg)
         kind = data["type"]
         if kind == "offer":
-            await ws.send_json({"type": "answer", "sdp": await _answer(conn, data.get("sdp"))})
+            sdp = await _answer(conn, data.get("sdp"), data.get("screen"))
+            await ws.send_json({"type": "answer", "sdp": sdp})
             await request.app[LIVE].media_ready(conn)
+        elif kind == "screen":
+            sharing = data.get("sharing")
+            if not isinstance(sharing, bool):
+                raise SignalError("signal.malformed")
+            await request.app[LIVE].set_sharing(conn, sharing)
         elif kind == "ping":
             await ws.send_json({"type": "pong"})
         elif kind == "leave":
             await ws.send_json({"type": "bye"})
             return "left"
         elif kind in CONTROLS:
-            if conn.participant.role not in CONTROLLER_ROLES:
+            if not conn.host:
                 await ws.send_json({"type": "denied", "code": "signal.forbidden",
                                     "message": both("signal.forbidden")})
             elif await _control(request, conn, kind, data):
@@ -199,7 +285,7 @@ async def _serve(request: web.Request, ws: web.WebSocketResponse, conn: Connecti
     return "session_ended" if conn.closed.is_set() else "disconnected"
 
 
-CONTROLS = frozenset({"mute", "remove", "end_session"})
+CONTROLS = frozenset({"mute", "remove", "end_session", "admit", "deny"})
 
 
 async def _control(
@@ -217,6 +303,11 @@ async def _control(
     target = data.get("participant_id")
     if not isinstance(target, str):
         raise SignalError("signal.malformed")
+    if kind in ("admit", "deny"):
+        if not await live.admit(conn, target, admit=kind == "admit"):
+            await conn.ws.send_json({"type": "denied", "code": "participant.not_waiting",
+                                     "message": both("participant.not_waiting")})
+        return False
     if kind == "mute":
         media_kind = data.get("kind", "audio")
         muted = data.get("muted", True)
@@ -231,14 +322,37 @@ async def _control(
     return False
 
 
-async def _answer(conn: Connection, sdp: object) -> str:
+MAX_SCREEN_SLOTS = 4
+
+
+def _screen_mids(screen: object) -> tuple[str | None, frozenset[str]]:
+    """The offer's ``screen`` field: ``{send: mid | null, receive: [mid, …]}``."""
+    if screen is None:
+        return None, frozenset()
+    if not isinstance(screen, dict) or set(screen) - {"send", "receive"}:
+        raise SignalError("signal.malformed")
+    send, receive = screen.get("send"), screen.get("receive", [])
+    if not (send is None or (isinstance(send, str) and len(send) <= 32)):
+        raise SignalError("signal.malformed")
+    if not isinstance(receive, list) or len(receive) > MAX_SCREEN_SLOTS or not all(
+        isinstance(m, str) and len(m) <= 32 for m in receive
+    ):
+        raise SignalError("signal.malformed")
+    return send, frozenset(receive)
+
+
+async def _answer(conn: Connection, sdp: object, screen: object) -> str:
+    screen_send, screen_receive = _screen_mids(screen)
     try:
         parsed = check_offer(sdp)
         if conn.participant.role in CAMERA_REQUIRED_ROLES and not any(
-            m.kind == "video" and m.direction in ("sendrecv", "sendonly") for m in parsed.media
+            m.kind == "video" and m.direction in ("sendrecv", "sendonly")
+            and m.rtp.muxId != screen_send
+            for m in parsed.media
         ):
             raise SignalError("camera.required")
-        return await conn.peer.answer(sdp)
+        return await conn.peer.answer(sdp, screen_send=screen_send,
+                                      screen_receive=screen_receive)
     except SdpError as exc:
         raise SignalError(exc.code) from None
 

@@ -145,6 +145,14 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         yield r
 
 
+@pytest.fixture
+async def running_db(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
+    """The app on SQLite and on PostgreSQL."""
+    settings = make_settings(tmp_path, database_url=database_url, transcribe_on_end=False)
+    async for r in start_app(settings):
+        yield r
+
+
 async def make_staff(running: Running, username: str, role: str) -> str:
     """A staff user of ``role`` and a bearer token for them."""
     await create_user(running.app[DB], username=username, password="pw-" + username * 2, role=role)

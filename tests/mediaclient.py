@@ -85,6 +85,7 @@ class PatternTrack(MediaStreamTrack):
 async def make_offer(
     audio: bool = True, video: bool = True, receive_slots: int = 0,
     received: dict[str, list[EncodedFrame]] | None = None,
+    screen: dict[str, object] | None = None,
 ) -> RTCPeerConnection:
     """A client peer connection with its offer set as local description.
 
@@ -92,15 +93,25 @@ async def make_offer(
     m-lines (as the browser does); the encoded frames arriving on each are appended to
     ``received[mid]`` (tapped before decoding, so the client costs no decoding). Like a
     browser, it bundles every m-line on one transport (max-bundle).
+
+    With ``screen`` (a dict filled in here), it also offers a "shared screen" video
+    track (sending from the start) and one receive slot for others' screens; their mids
+    go into ``screen["send"]`` and ``screen["receive"]``, as the offer message wants.
     """
     pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     if audio:
         pc.addTransceiver(ToneTrack(), direction="sendonly")
     if video:
         pc.addTransceiver(PatternTrack(), direction="sendonly")
+    shared = None if screen is None else pc.addTransceiver(PatternTrack(), direction="sendonly")
     slots = [pc.addTransceiver(kind, direction="recvonly")
              for _ in range(receive_slots) for kind in ("audio", "video")]
+    screen_slot = None if screen is None else pc.addTransceiver("video", direction="recvonly")
+    if screen_slot is not None:
+        slots.append(screen_slot)
     await pc.setLocalDescription(await pc.createOffer())
+    if screen is not None and shared is not None and screen_slot is not None:
+        screen["send"], screen["receive"] = shared.mid, [screen_slot.mid]
     for transceiver in slots:
         mid = str(transceiver.mid)
         frames = (received if received is not None else {}).setdefault(mid, [])

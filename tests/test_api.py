@@ -18,11 +18,9 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from server import jointoken
 from server.api.join import consent_sha256
@@ -32,7 +30,7 @@ from server.i18n import both, catalogue, t
 from server.models import ParticipantRole, SessionKind, StaffRole, utcnow
 from server.policy import POLICY
 from server.state import SECRET
-from tests.conftest import ADMIN_PASSWORD, Running, make_settings, make_staff, start_app
+from tests.conftest import ADMIN_PASSWORD, Running, make_staff
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -113,14 +111,6 @@ def alg_none_token(claims: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
     return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
-
-
-@pytest.fixture
-async def running_db(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
-    """The app on SQLite and on PostgreSQL."""
-    settings = make_settings(tmp_path, database_url=database_url, transcribe_on_end=False)
-    async for r in start_app(settings):
-        yield r
 
 
 # -- OpenAPI --------------------------------------------------------------------------
@@ -277,7 +267,7 @@ async def test_full_flow_with_bearer_token(running_db: Running) -> None:
     assert admin_actor.startswith("user:")
     assert all(e["actor"] == admin_actor and e["session_id"] == sid for e in events)
     assert events[0]["data"] == {"kind": "council_meeting", "title": "Phiên council_meeting",
-                                 "language": "vi"}
+                                 "language": "vi", "admission": "invited"}
 
 
 # -- cookie login ---------------------------------------------------------------------

@@ -90,14 +90,16 @@ async def e2e_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await _drop_pg_database(POSTGRES_URL, db_name)
 
 
-async def join_in_browser(page: Page, url: str) -> None:
+async def join_in_browser(page: Page, url: str, until: str = "connected") -> None:
+    """Open the join link, allow devices, consent, enter; wait for ``#status`` to
+    reach ``until`` (``waiting``: in the lobby)."""
     await page.goto(url)
     await page.click("#device-start")
     await page.wait_for_selector("#device-status[data-ok='true']", timeout=15000)
     await page.click("#consent-accept")
     await page.wait_for_selector("#join-enter:not([disabled])", timeout=10000)
     await page.click("#join-enter")
-    await page.wait_for_selector("#status[data-state='connected']", timeout=30000)
+    await page.wait_for_selector(f"#status[data-state='{until}']", timeout=30000)
 
 
 async def wait_for_transcript(r: Running, session_id: str) -> dict[str, Any]:

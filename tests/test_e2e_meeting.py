@@ -1,4 +1,6 @@
-"""Three people in one meeting, in real Chromium: each sees and hears the other two."""
+"""Three people in one meeting, in real Chromium: one is admitted from the lobby, each
+sees and hears the other two, a shared screen reaches the others; chair controls and a
+reconnect."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from tests.test_e2e_browser import chromium_args, join_in_browser, make_speech
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+# The observer is a guest: with the default admission it waits in the lobby.
 PEOPLE = [("Chủ tịch Nguyễn An", "chair"), ("Thành viên Lê Bình", "member"),
-          ("Thư ký Trần Chi", "secretary")]
+          ("Quan sát viên Trần Chi", "observer")]
 
 DECODED = """() => [...document.querySelectorAll('#grid .tile')].map(tile => ({
   id: tile.dataset.participantId,
@@ -27,6 +30,12 @@ AUDIO_IN = """async () => {
   return [...stats.values()]
     .filter(s => s.type === 'inbound-rtp' && s.kind === 'audio' && s.totalSamplesReceived > 0)
     .length;
+}"""
+
+
+SCREEN_DECODED = """(id) => {
+  const tile = document.querySelector(`#screens .screen-tile[data-screen-of="${id}"]`);
+  return tile ? tile.querySelector('video').getVideoPlaybackQuality().totalVideoFrames : -1;
 }"""
 
 
@@ -54,9 +63,20 @@ async def test_three_people_see_and_hear_each_other(
             pages = []
             for person in invited:
                 page = await browser.new_page(viewport={"width": 1100, "height": 900})
+                guest = person["role"] == "observer"
                 await join_in_browser(page, r.base_url + "/join/" +
-                                      person["join_url"].split("/join/", 1)[1])
+                                      person["join_url"].split("/join/", 1)[1],
+                                      until="waiting" if guest else "connected")
                 pages.append(page)
+            # The chair sees the guest in the lobby and admits them.
+            guest_id = invited[2]["id"]
+            entry = f"#lobby-list li[data-participant-id='{guest_id}']"
+            await pages[0].wait_for_selector(entry, timeout=10000)
+            assert "Quan sát viên Trần Chi" in await pages[0].inner_text(entry)
+            assert await pages[1].locator("#lobby").is_hidden()  # members cannot admit
+            await pages[0].click(f"{entry} [data-action=admit]")
+            await pages[2].wait_for_selector("#status[data-state='connected']", timeout=30000)
+            await pages[0].wait_for_selector("#lobby", state="hidden", timeout=10000)
             for page in pages:
                 await page.wait_for_function(
                     "document.querySelectorAll('#grid .tile').length === 2", timeout=20000
@@ -93,9 +113,29 @@ async def test_three_people_see_and_hear_each_other(
             events = await r.api("GET", f"/api/sessions/{sid}/audit")
             assert any(e["kind"] == "participant.muted" and e["participant_id"] == member_id
                        for e in events)
-            # Only the chair and the secretary get the controls.
+            # Only the hosts get the controls.
+            assert await pages[0].locator("#grid [data-action=mute]").count() == 2
             assert await pages[1].locator("#grid [data-action=mute]").count() == 0
-            assert await pages[2].locator("#grid [data-action=mute]").count() == 2
+            assert await pages[2].locator("#grid [data-action=mute]").count() == 0
+
+            # The member shares a screen: the other two decode it in a tile of its own.
+            await pages[1].click("#share-screen")
+            for page in (pages[0], pages[2]):
+                await page.wait_for_function(f"({SCREEN_DECODED})('{member_id}') > 0",
+                                             timeout=20000)
+            before_screen = await pages[2].evaluate(SCREEN_DECODED, member_id)
+            await asyncio.sleep(2)
+            assert await pages[2].evaluate(SCREEN_DECODED, member_id) > before_screen
+            caption = await pages[0].inner_text("#screens figcaption")
+            assert "Lê Bình" in caption, caption
+            await pages[0].screenshot(path=str(artifacts_dir / "meeting-screen.png"),
+                                      full_page=True)
+            await pages[1].click("#share-screen")  # stop sharing
+            await pages[0].wait_for_selector("#screens", state="hidden", timeout=10000)
+            kinds = [e["kind"] for e in await r.api("GET", f"/api/sessions/{sid}/audit")
+                     if e["participant_id"] == member_id]
+            assert "participant.screen_started" in kinds
+            assert "participant.screen_stopped" in kinds
 
             # The member's connection is cut: its page reconnects by itself with the same
             # link, the others see it again, and the record shows a gap.

@@ -28,6 +28,7 @@ class Client:
     slots: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     reader: asyncio.Task[None] | None = None
+    screen: dict[str, Any] = field(default_factory=dict)
 
     def frames_from(self, participant_id: str, kind: str) -> list[EncodedFrame]:
         for slot in self.slots:
@@ -47,15 +48,22 @@ async def _read_slots(client: Client) -> None:
             client.slots = data["slots"]
 
 
-async def join_with_media(r: Running, sid: str, who: Invited, receive_slots: int) -> Client:
+async def join_with_media(r: Running, sid: str, who: Invited, receive_slots: int,
+                          *, screen: bool = False) -> Client:
+    """Join with media; with ``screen``, also a screen track and a screen slot."""
     ws = await joined(r, who, sid)
     received: dict[str, list[EncodedFrame]] = {}
-    pc = await make_offer(receive_slots=receive_slots, received=received)
-    await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+    mids: dict[str, Any] = {}
+    pc = await make_offer(receive_slots=receive_slots, received=received,
+                          screen=mids if screen else None)
+    offer: dict[str, Any] = {"type": "offer", "sdp": pc.localDescription.sdp}
+    if screen:
+        offer["screen"] = mids
+    await ws.send_json(offer)
     answer = await recv_json(ws)
     assert answer["type"] == "answer", answer
     await accept_answer(pc, answer["sdp"])
-    client = Client(who, ws, pc, received)
+    client = Client(who, ws, pc, received, screen=mids)
     client.reader = asyncio.create_task(_read_slots(client))
     return client
 
@@ -93,7 +101,7 @@ async def test_three_participants_each_receive_the_other_two(running: Running) -
         # Ending the session finishes and stores everyone's recordings before it returns.
         await r.api("POST", f"/api/sessions/{sid}/end")
     finally:
-        await _close_all(clients)
+        await close_all(clients)
 
     # Forwarding does not replace recording: each participant's own tracks are stored.
     recordings = await r.api("GET", f"/api/sessions/{sid}/recordings")
@@ -155,7 +163,7 @@ async def test_slow_subscriber_loses_frames_not_memory() -> None:
     assert slot._queue.qsize() == queued + 1
 
 
-async def _close_all(clients: list[Client]) -> None:
+async def close_all(clients: list[Client]) -> None:
     for client in clients:
         await client.ws.close()
         await client.pc.close()
@@ -165,7 +173,7 @@ async def _close_all(clients: list[Client]) -> None:
                 await client.reader
 
 
-async def _wait_for(client: Client, kind: str) -> dict[str, Any]:
+async def wait_for(client: Client, kind: str) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + 5.0
     while asyncio.get_running_loop().time() < deadline:
         for m in client.messages:
@@ -193,14 +201,14 @@ async def test_chair_mutes_removes_and_ends(running: Running) -> None:
 
         # A member may not use the chair's controls; it is told so and stays connected.
         await c_member.ws.send_json({"type": "mute", "participant_id": chair.id, "muted": True})
-        denied = await _wait_for(c_member, "denied")
+        denied = await wait_for(c_member, "denied")
         assert denied["code"] == "signal.forbidden" and set(denied["message"]) == {"vi", "en"}
         assert not c_member.ws.closed
 
         # The chair mutes the member: its audio is no longer forwarded, its video is.
         await c_chair.ws.send_json({"type": "mute", "participant_id": member.id,
                                     "kind": "audio", "muted": True})
-        notice = await _wait_for(c_member, "muted")
+        notice = await wait_for(c_member, "muted")
         assert notice["participant_id"] == member.id and notice["by"]["id"] == chair.id
         await asyncio.sleep(0.5)  # frames already on the way
         heard_before, seen_before = len(heard), len(seen)
@@ -215,7 +223,7 @@ async def test_chair_mutes_removes_and_ends(running: Running) -> None:
 
         # The chair removes the observer: told, disconnected, and refused if it returns.
         await c_chair.ws.send_json({"type": "remove", "participant_id": observer.id})
-        removed = await _wait_for(c_observer, "removed")
+        removed = await wait_for(c_observer, "removed")
         assert removed["by"]["name"] == "Chủ tịch An"
         await asyncio.sleep(0.5)
         assert c_observer.ws.closed
@@ -224,14 +232,18 @@ async def test_chair_mutes_removes_and_ends(running: Running) -> None:
         refused = await again.receive_json()
         assert refused["code"] == "participant.removed"
         await again.close()
+        # Kept on the participant record, so it outlasts this server process.
+        people = {p["id"]: p for p in await r.api("GET", f"/api/sessions/{sid}/participants")}
+        assert people[observer.id]["removed_at"] is not None
+        assert people[member.id]["removed_at"] is None
 
         # The chair ends the session for everyone.
         await c_chair.ws.send_json({"type": "end_session"})
-        await _wait_for(c_member, "session_ended")
+        await wait_for(c_member, "session_ended")
         session = await r.api("GET", f"/api/sessions/{sid}")
         assert session["status"] == "ended"
     finally:
-        await _close_all(clients)
+        await close_all(clients)
 
     events = await r.api("GET", f"/api/sessions/{sid}/audit")
     controls = [(e["kind"], e["participant_id"], e["actor"]) for e in events

@@ -23,7 +23,7 @@ import pytest
 
 from server.api.schemas import DossierIn, SessionIn
 from server.i18n import CATALOGUE_PATH, LANGUAGES, both, catalogue, t
-from server.models import ParticipantRole, SessionKind, SessionStatus, StaffRole
+from server.models import Admission, ParticipantRole, SessionKind, SessionStatus, StaffRole
 
 ROOT = Path(__file__).resolve().parent.parent
 PY_PACKAGES = ("server", "media", "storage", "transcription")
@@ -104,6 +104,8 @@ def families() -> dict[str, set[str]]:
         "recstatus.": {"recording", "stored", "failed", "empty"},
         "trstatus.": {"none", "pending", "running", "done", "failed"},
         "recording.kind.": {"audio", "video"},
+        "recording.source.": {"microphone", "camera", "screen"},
+        "admission.": {a.value for a in Admission},
         "event.": audit_kinds(),
     }
 

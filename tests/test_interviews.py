@@ -9,6 +9,7 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 from server.i18n import t
 from server.joinwindow import vietnam_time
@@ -76,7 +77,8 @@ async def test_interviewee_link_works_only_in_the_window(running: Running) -> No
     resp = await r.client.post("/api/join/consent",
                                json={"token": student["token"], "accepted": True})
     assert resp.status == 200
-    assert (await hello(r, sid, student["token"]))["type"] == "welcome"
+    # In the window the link works: the interviewee is let into the lobby.
+    assert (await hello(r, sid, student["token"]))["type"] == "waiting"
 
     # Scheduled yesterday for an hour (no end given: the default length applies): closed.
     sid = await interview(r, -timedelta(days=1), None)
@@ -107,20 +109,31 @@ async def test_pseudonym_is_what_others_and_the_transcript_see(tmp_path: Path) -
                                        json={"token": p["token"], "accepted": True})
             assert resp.status == 200
         sockets, peers, seen = [], [], []
-        for p in (student, reviewer):
+        # The reviewer runs the interview; the interviewee waits in the lobby until
+        # the reviewer admits them, and the lobby shows the pseudonym, not the name.
+        for p in (reviewer, student):
             ws = await r.client.ws_connect("/ws/join")
             await ws.send_json({"type": "hello", "token": p["token"], "session_id": sid})
             welcome = await ws.receive_json()
+            if p is student:
+                assert welcome["type"] == "waiting", welcome
+                lobby = await _next(sockets[0], "lobby")
+                assert lobby["waiting"] == [{"id": student["id"], "name": "SV-03",
+                                             "role": "interviewee", "since": ANY}]
+                await sockets[0].send_json({"type": "admit", "participant_id": student["id"]})
+                welcome = await ws.receive_json()
+            assert welcome["type"] == "welcome", welcome
+            assert welcome["participant"]["controls"] == (p is reviewer)
             pc = await make_offer(receive_slots=welcome["receive_slots"] and 1)
             await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
-            answer = await ws.receive_json()
+            answer = await _next(ws, "answer")
             await accept_answer(pc, answer["sdp"])
             sockets.append(ws)
             peers.append(pc)
         # What the reviewer is told about the slot showing the interviewee.
         deadline = asyncio.get_running_loop().time() + 5
         while asyncio.get_running_loop().time() < deadline:
-            msg = await sockets[1].receive(timeout=5)
+            msg = await sockets[0].receive(timeout=5)
             data = json.loads(msg.data)
             if data["type"] == "slots":
                 seen += [s["participant"] for s in data["slots"] if s["participant"]]
@@ -142,3 +155,14 @@ async def test_pseudonym_is_what_others_and_the_transcript_see(tmp_path: Path) -
         people = await r.api("GET", f"/api/sessions/{sid}/participants")
         me = next(p for p in people if p["id"] == student["id"])
         assert (me["name"], me["pseudonym"]) == ("Hoàng Thị Thật", "SV-03")
+        assert me["admitted_at"] is not None
+
+
+async def _next(ws: Any, kind: str) -> dict[str, Any]:
+    """The next message of type ``kind`` on ``ws`` (others skipped), within 10 s."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        data: dict[str, Any] = await ws.receive_json(
+            timeout=max(0.1, deadline - asyncio.get_running_loop().time()))
+        if data["type"] == kind:
+            return data

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import Running, make_settings, start_app
-from tests.test_forwarding import Client, _close_all, join_with_media
+from tests.test_forwarding import Client, close_all, join_with_media
 from tests.test_signalling import invite, new_session
 
 
@@ -52,7 +52,7 @@ async def test_back_within_grace_is_a_gap_and_media_resumes(running: Running) ->
         back = (await events_of(r, sid, a.id))[-1]["data"]
         assert 1.0 < back["gap_s"] < 5.0, back
     finally:
-        await _close_all(clients)
+        await close_all(clients)
     await r.api("POST", f"/api/sessions/{sid}/end")
 
 

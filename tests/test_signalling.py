@@ -17,10 +17,8 @@ import json
 import os
 import struct
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +30,7 @@ from server import jointoken
 from server.i18n import both
 from server.models import utcnow
 from server.state import LIVE, SECRET
-from tests.conftest import Running, make_settings, start_app
+from tests.conftest import Running
 from tests.mediaclient import accept_answer, make_offer
 
 H265_ONLY_OFFER = (
@@ -44,18 +42,13 @@ H265_ONLY_OFFER = (
 # -- helpers --------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def running_db(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
-    """The app on SQLite and on PostgreSQL."""
-    settings = make_settings(tmp_path, database_url=database_url, transcribe_on_end=False)
-    async for r in start_app(settings):
-        yield r
-
-
-async def new_session(r: Running, *, start: bool = True) -> str:
+async def new_session(r: Running, *, start: bool = True, admission: str = "open") -> str:
+    """A council meeting; with no lobby unless ``admission`` says otherwise (the lobby
+    has its own tests in ``test_lobby``)."""
     dossier = await r.api("POST", "/api/dossiers", {"title": "Hồ sơ", "phase": "appraisal"}, 201)
     session = await r.api("POST", f"/api/dossiers/{dossier['id']}/sessions",
-                          {"kind": "council_meeting", "title": "Phiên họp"}, 201)
+                          {"kind": "council_meeting", "title": "Phiên họp",
+                           "admission": admission}, 201)
     if start:
         await r.api("POST", f"/api/sessions/{session['id']}/start")
     return str(session["id"])

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from server.models import ParticipantRole, SessionKind
+from server.models import Admission, ParticipantRole, SessionKind
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -65,6 +65,11 @@ class SessionIn(Strict):
         default=None, description="Spoken language (ISO 639-1); default from settings."
     )
     mode: Literal["online", "hybrid"] = "online"
+    admission: Admission = Field(
+        default=Admission.INVITED,
+        description="Who waits in the lobby: lobby = everyone but the hosts; invited = "
+        "guests (observers, interviewees, institution representatives) only; open = nobody.",
+    )
 
 
 class SessionOut(BaseModel):
@@ -78,6 +83,7 @@ class SessionOut(BaseModel):
     status: str
     scheduled_at: datetime | None
     scheduled_end_at: datetime | None
+    admission: str
     started_at: datetime | None
     ended_at: datetime | None
     created_at: datetime
@@ -104,6 +110,8 @@ class ParticipantOut(BaseModel):
     email: str | None
     pseudonym: str | None
     consent_at: datetime | None
+    admitted_at: datetime | None = None
+    removed_at: datetime | None = None
     join_url: str | None = Field(
         default=None, description="Personal join link; returned when the participant is added."
     )
@@ -115,6 +123,7 @@ class RecordingOut(BaseModel):
     id: str
     participant_id: str
     kind: str
+    source: str | None = Field(default=None, description="microphone, camera or screen")
     codec: str
     container: str
     status: str

@@ -139,12 +139,13 @@ async def create_session(request: web.Request, body: SessionIn) -> SessionOut:
         m = MeetingSession(
             dossier_id=d.id, kind=body.kind.value, title=body.title, mode=body.mode,
             language=body.language or settings.default_language, scheduled_at=body.scheduled_at,
-            scheduled_end_at=body.scheduled_end_at,
+            scheduled_end_at=body.scheduled_end_at, admission=body.admission.value,
         )
         s.add(m)
         await s.flush()
         audit.record(s, "session.created", actor=ident.actor, dossier_id=d.id, session_id=m.id,
-                     data={"kind": m.kind, "title": m.title, "language": m.language})
+                     data={"kind": m.kind, "title": m.title, "language": m.language,
+                           "admission": m.admission})
         await s.commit()
         return SessionOut.model_validate(m)
 
@@ -205,7 +206,8 @@ def participant_out(p: Participant, join_url: str | None = None) -> ParticipantO
     return ParticipantOut(
         id=p.id, session_id=p.session_id, name=p.name, role=p.role, email=p.email,
         pseudonym=p.pseudonym,
-        consent_at=p.consent_at, join_url=join_url,
+        consent_at=p.consent_at, admitted_at=p.admitted_at, removed_at=p.removed_at,
+        join_url=join_url,
         camera_required=p.role in CAMERA_REQUIRED_ROLES,
     )
 

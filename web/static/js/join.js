@@ -7,6 +7,11 @@ let stream = null;
 let pc = null;
 let ws = null;
 let finished = false;
+// Screen sharing: a video m-line kept for it in every offer (silent until shared), and
+// receive slots for others' screens.
+const SCREEN_SLOTS = 1;
+let screenTx = null;
+let screenTrack = null;
 
 function setStatus(state, text) {
   const s = $("#status");
@@ -100,7 +105,8 @@ function narrowCodecs(transceiver, kind) {
 // mid -> remote track, filled by `track` events; tiles are built from `slots` messages.
 const remoteTracks = new Map();
 let lastSlots = [];
-let canControl = false;       // chair or secretary: per-tile controls
+let canControl = false;       // a host (chair, secretary…): per-tile controls
+let activeSpeaker = null;     // participant id the server says is speaking
 const mutedAudio = new Set();  // participants whose audio the server stopped forwarding
 
 function send(msg) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); }
@@ -127,10 +133,15 @@ function updateMuteState(tile, id) {
 function renderGrid() {
   const grid = $("#grid");
   const byPerson = new Map();
+  const screens = new Map();
   for (const slot of lastSlots) {
     if (!slot.participant) continue;
-    const entry = byPerson.get(slot.participant.id) || { who: slot.participant, tracks: [] };
     const track = remoteTracks.get(slot.mid);
+    if (slot.kind === "screen") {
+      if (track) screens.set(slot.participant.id, { who: slot.participant, track });
+      continue;
+    }
+    const entry = byPerson.get(slot.participant.id) || { who: slot.participant, tracks: [] };
     if (track) entry.tracks.push(track);
     byPerson.set(slot.participant.id, entry);
   }
@@ -148,11 +159,82 @@ function renderGrid() {
       grid.append(tile);
     }
     updateMuteState(tile, id);
-    const video = tile.querySelector("video");
-    const current = video.srcObject ? video.srcObject.getTracks().map((tr) => tr.id).sort().join() : "";
-    if (current !== tracks.map((tr) => tr.id).sort().join()) video.srcObject = new MediaStream(tracks);
+    tile.dataset.speaking = String(id === activeSpeaker);
+    showTracks(tile.querySelector("video"), tracks);
   }
   $("#grid-empty").hidden = byPerson.size > 0;
+  renderScreens(screens);
+}
+
+/** Put ``tracks`` on ``video`` unless it already shows exactly those. */
+function showTracks(video, tracks) {
+  const current = video.srcObject ? video.srcObject.getTracks().map((tr) => tr.id).sort().join() : "";
+  if (current !== tracks.map((tr) => tr.id).sort().join()) video.srcObject = new MediaStream(tracks);
+}
+
+function renderScreens(screens) {
+  const box = $("#screens");
+  for (const tile of [...box.children]) {
+    if (!screens.has(tile.dataset.screenOf)) tile.remove();
+  }
+  for (const [id, { who, track }] of screens) {
+    let tile = box.querySelector(`[data-screen-of="${CSS.escape(id)}"]`);
+    if (!tile) {
+      tile = el("figure", { class: "screen-tile", dataset: { screenOf: id } },
+        el("video", { autoplay: true, playsinline: true, muted: true }),
+        el("figcaption", {}, t("meeting.screen_of", { name: who.name })));
+      box.append(tile);
+    }
+    showTracks(tile.querySelector("video"), [track]);
+  }
+  box.hidden = screens.size === 0;
+}
+
+async function shareScreen() {
+  if (screenTrack) { await stopSharing(); return; }
+  let display;
+  try {
+    display = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false });
+  } catch (err) {
+    $("#notice").textContent = t("meeting.share_failed", { detail: err.name });
+    return;
+  }
+  screenTrack = display.getVideoTracks()[0];
+  screenTrack.contentHint = "detail";
+  screenTrack.addEventListener("ended", () => stopSharing());
+  await attachScreen();
+}
+
+/** Send the shared screen on the current connection (again after a reconnect). */
+async function attachScreen() {
+  if (!screenTrack || !screenTx) return;
+  await screenTx.sender.replaceTrack(screenTrack);
+  send({ type: "screen", sharing: true });
+  $("#share-screen").dataset.on = "true";
+  $("#share-screen").textContent = t("meeting.stop_sharing");
+}
+
+async function stopSharing() {
+  if (!screenTrack) return;
+  screenTrack.stop();
+  screenTrack = null;
+  if (screenTx) await screenTx.sender.replaceTrack(null);
+  send({ type: "screen", sharing: false });
+  $("#share-screen").dataset.on = "false";
+  $("#share-screen").textContent = t("meeting.share_screen");
+}
+
+/** Hosts: who waits in the lobby, each with Admit and Turn away. */
+function renderLobby(waiting) {
+  const list = $("#lobby-list");
+  list.replaceChildren(...waiting.map((who) => el("li", { dataset: { participantId: who.id } },
+    el("strong", {}, who.name), " · ", t("role." + who.role), " · ", t("lobby.on_roster"), " ",
+    el("button", { class: "small", dataset: { action: "admit" },
+      onclick: () => send({ type: "admit", participant_id: who.id }) }, t("lobby.admit")),
+    " ",
+    el("button", { class: "small-danger", dataset: { action: "deny" },
+      onclick: () => send({ type: "deny", participant_id: who.id }) }, t("lobby.deny")))));
+  $("#lobby").hidden = waiting.length === 0;
 }
 
 async function sendOffer(receiveSlots, iceServers) {
@@ -161,10 +243,18 @@ async function sendOffer(receiveSlots, iceServers) {
   for (const track of stream.getTracks()) {
     narrowCodecs(pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }), track.kind);
   }
+  screenTx = pc.addTransceiver("video", { direction: "sendonly" });
+  narrowCodecs(screenTx, "video");
   // One receive slot per kind for every other participant the meeting can hold: the
   // server fills them as people join, with no renegotiation.
   for (let i = 0; i < receiveSlots; i++) {
     for (const kind of ["audio", "video"]) narrowCodecs(pc.addTransceiver(kind, { direction: "recvonly" }), kind);
+  }
+  const screenSlots = [];
+  for (let i = 0; i < SCREEN_SLOTS; i++) {
+    const tx = pc.addTransceiver("video", { direction: "recvonly" });
+    narrowCodecs(tx, "video");
+    screenSlots.push(tx);
   }
   pc.addEventListener("track", (ev) => {
     remoteTracks.set(ev.transceiver.mid, ev.track);
@@ -176,7 +266,8 @@ async function sendOffer(receiveSlots, iceServers) {
   });
   await pc.setLocalDescription(await pc.createOffer());
   await waitForIce(pc);
-  ws.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }));
+  ws.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp,
+    screen: { send: screenTx.mid, receive: screenSlots.map((tx) => tx.mid) } }));
 }
 
 function finish(state, text) {
@@ -184,7 +275,8 @@ function finish(state, text) {
   setStatus(state, text);
   if (pc) pc.close();
   if (stream) stream.getTracks().forEach((tr) => tr.stop());
-  for (const id of ["#join-enter", "#toggle-mic", "#toggle-camera", "#leave"]) $(id).disabled = true;
+  if (screenTrack) { screenTrack.stop(); screenTrack = null; }
+  for (const id of ["#join-enter", "#toggle-mic", "#toggle-camera", "#share-screen", "#leave"]) $(id).disabled = true;
 }
 
 // After an unexpected drop the page reconnects by itself with the same link; the server
@@ -220,7 +312,13 @@ function connect() {
   socket.addEventListener("open", () => socket.send(JSON.stringify({ type: "hello", token: cfg.token, session_id: cfg.sessionId })));
   socket.addEventListener("message", async (ev) => {
     const msg = JSON.parse(ev.data);
-    if (msg.type === "welcome") {
+    if (msg.type === "waiting") {
+      lostSince = null;
+      setStatus("waiting", t("lobby.waiting"));
+      $("#leave").disabled = false;
+    } else if (msg.type === "lobby") {
+      renderLobby(msg.waiting);
+    } else if (msg.type === "welcome") {
       lostSince = null;
       canControl = !!msg.participant.controls;
       $("#end-for-all").hidden = !canControl;
@@ -228,6 +326,8 @@ function connect() {
       await sendOffer(msg.receive_slots || 0, msg.ice_servers || []);
     } else if (msg.type === "answer") {
       await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+      $("#share-screen").disabled = !navigator.mediaDevices.getDisplayMedia;
+      await attachScreen();
     } else if (msg.type === "error") {
       showError(msg.code, msg.message[lang]);
       finish("error", t("join.disconnected"));
@@ -264,6 +364,7 @@ function toggle(button, tracks) {
 }
 $("#toggle-mic").addEventListener("click", (ev) => toggle(ev.currentTarget, stream.getAudioTracks()));
 $("#toggle-camera").addEventListener("click", (ev) => toggle(ev.currentTarget, stream.getVideoTracks()));
+$("#share-screen").addEventListener("click", () => shareScreen());
 $("#end-for-all").addEventListener("click", () => {
   if (confirm(t("session.end_confirm"))) send({ type: "end_session" });
 });

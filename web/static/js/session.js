@@ -45,13 +45,19 @@ async function loadParticipants() {
     linkCell(newLinks.get(p.id)))));
 }
 
+/** "Video (screen)": the kind, and what was captured when it is known. */
+function recordingLabel(r) {
+  const kind = t("recording.kind." + r.kind);
+  return r.source ? `${kind} (${t("recording.source." + r.source)})` : kind;
+}
+
 async function loadRecordings() {
   const list = await api("GET", `/api/sessions/${sessionId}/recordings`).catch(() => []);
   $("#recordings").replaceChildren(...list.map((r) => el("tr", {},
     el("td", {}, participants.get(r.participant_id)?.name ?? r.participant_id),
     el("td", {}, r.status === "stored"
-      ? el("a", { href: r.media_url, target: "_blank" }, t("recording.kind." + r.kind))
-      : t("recording.kind." + r.kind)),
+      ? el("a", { href: r.media_url, target: "_blank" }, recordingLabel(r))
+      : recordingLabel(r)),
     el("td", {}, t("recstatus." + r.status)),
     el("td", {}, r.duration_s?.toFixed(1) ?? ""),
     el("td", {}, r.size ?? ""),

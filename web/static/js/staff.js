@@ -76,6 +76,7 @@ $("#session-form").addEventListener("submit", async (ev) => {
   try {
     const s = await api("POST", `/api/dossiers/${currentDossier.id}/sessions`, {
       kind: f.get("kind"), title: f.get("title"), mode: f.get("mode"), language: f.get("language"),
+      admission: f.get("admission"),
       // The form is in Vietnam time; the API takes UTC.
       scheduled_at: local ? new Date(local + ":00+07:00").toISOString() : null,
     });
