@@ -30,11 +30,12 @@ from media.forwarder import SlotTrack
 from media.frames import EncodedFrame
 from media.recorder import SUPPORTED_CODECS, RecordingResult, TrackRecorder
 from media.sdp import SdpError, check_offer
-from media.tap import install_tap
+from media.tap import install_level_tap, install_tap
 
 log = logging.getLogger(__name__)
 
 FrameListener = Callable[[str, EncodedFrame], None]
+LevelListener = Callable[[str, int], None]  # track key, audio level in -dBov
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class ParticipantPeer:
         ice_servers: list[RTCIceServer] | None = None,
         on_frame: FrameListener | None = None,
         on_state: StateListener | None = None,
+        on_level: LevelListener | None = None,
     ) -> None:
         self.spool_dir = spool_dir
         # max-bundle: every m-line on one transport. With aiortc's default (balanced), a
@@ -94,6 +96,7 @@ class ParticipantPeer:
         self._recorders: dict[str, TrackRecorder] = {}
         self._on_frame = on_frame
         self._on_state = on_state
+        self._on_level = on_level
         self._closed = False
         self._answered = False
         self._results: list[RecordingResult] = []
@@ -157,6 +160,8 @@ class ParticipantPeer:
                 key = f"{'screen' if is_screen else kind}-{mid}"
                 self._receivers[key] = transceiver.receiver
                 install_tap(transceiver.receiver, kind, self._sink_for(key))
+                if kind == "audio" and self._on_level is not None:
+                    install_level_tap(transceiver.receiver, self._level_sink(key))
             else:
                 slot = SlotTrack(kind)
                 transceiver.direction = "sendonly"
@@ -173,6 +178,11 @@ class ParticipantPeer:
         local = self.pc.localDescription
         assert local is not None
         return str(local.sdp)
+
+    def _level_sink(self, key: str) -> Callable[[int], None]:
+        on_level = self._on_level
+        assert on_level is not None
+        return lambda level: on_level(key, level)
 
     def _sink_for(self, key: str) -> Callable[[EncodedFrame], None]:
         def sink(frame: EncodedFrame) -> None:

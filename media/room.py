@@ -13,9 +13,15 @@ share, and each client has few screen slots. Only members who say they are shari
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from media.forwarder import Forwarder
 from media.frames import EncodedFrame
 from media.peer import ParticipantPeer, Slot
+from media.speaker import ActiveSpeaker
+
+SPEAKER_INTERVAL_S = 0.2  # how often the active speaker is re-decided
 
 
 def source_key(member: str, track_key: str) -> str:
@@ -27,8 +33,14 @@ def source_member(source: str) -> str:
 
 
 class Room:
-    def __init__(self) -> None:
+    """``on_speaker`` is called with the new active speaker (a member, or None when
+    nobody speaks) whenever it changes."""
+
+    def __init__(self, on_speaker: Callable[[str | None], None] | None = None) -> None:
         self.forwarder = Forwarder()
+        self.speaker = ActiveSpeaker()
+        self._on_speaker = on_speaker
+        self._speaker_checked = 0.0
         self._peers: dict[str, ParticipantPeer] = {}
         self._muted: set[tuple[str, str]] = set()
         self._sharing: list[str] = []  # members sharing their screen, latest last
@@ -36,6 +48,18 @@ class Room:
     def publish(self, member: str, track_key: str, frame: EncodedFrame) -> None:
         """A frame from ``member``'s track (the peer's frame listener calls this)."""
         self.forwarder.publish(source_key(member, track_key), frame)
+
+    def level(self, member: str, level: int) -> None:
+        """An audio level (-dBov) from ``member``'s microphone (the peer reports each)."""
+        now = time.monotonic()
+        self.speaker.add(member, level, now)
+        if now - self._speaker_checked >= SPEAKER_INTERVAL_S:
+            self._speaker_checked = now
+            self._check_speaker(now)
+
+    def _check_speaker(self, now: float) -> None:
+        if self.speaker.update(now) and self._on_speaker is not None:
+            self._on_speaker(self.speaker.current)
 
     def join(self, member: str, peer: ParticipantPeer) -> set[str]:
         """Add ``member`` (its offer answered); returns members whose slots changed."""
@@ -68,6 +92,8 @@ class Room:
         peer = self._peers.pop(member, None)
         if member in self._sharing:
             self._sharing.remove(member)
+        self.speaker.forget(member)
+        self._check_speaker(time.monotonic())
         if peer is None:
             return set()
         changed: set[str] = set()
@@ -125,6 +151,9 @@ class Room:
             self._muted.add((member, kind))
         else:
             self._muted.discard((member, kind))
+        if kind == "audio":
+            self.speaker.exclude(member, muted)  # nobody hears them: not the speaker
+            self._check_speaker(time.monotonic())
         peer = self._peers.get(member)
         if peer is None:
             return False

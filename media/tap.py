@@ -81,3 +81,31 @@ def install_tap(receiver: RTCRtpReceiver, kind: str, sink: FrameSink) -> None:
     if getattr(receiver, _THREAD_ATTR) is not None:
         raise TapUnavailable("the receiver has already started decoding")
     setattr(receiver, _QUEUE_ATTR, _TapQueue(inner, kind, sink))
+
+
+LevelSink = Callable[[int], None]
+
+
+def install_level_tap(receiver: RTCRtpReceiver, sink: LevelSink) -> None:
+    """Pass the RFC 6464 audio level of each RTP packet ``receiver`` gets to ``sink``.
+
+    The level is in -dBov (0 = loudest, 127 = silence), as the sender measured it
+    (browsers send it on every audio packet; aiortc negotiates the extension). Packets
+    without it are not reported. Wraps aiortc's ``_handle_rtp_packet`` on this one
+    receiver (pinned aiortc version; see the tests).
+    """
+    handle = getattr(receiver, "_handle_rtp_packet", None)
+    if handle is None or getattr(handle, "_hoidong_level_tap", False):
+        raise TapUnavailable("cannot tap audio levels on this receiver")
+
+    async def handle_with_level(packet: Any, arrival_time_ms: int) -> None:
+        level = packet.extensions.audio_level
+        if level is not None:
+            try:
+                sink(level[1])
+            except Exception:
+                log.exception("audio level sink failed")
+        await handle(packet, arrival_time_ms=arrival_time_ms)
+
+    handle_with_level._hoidong_level_tap = True  # type: ignore[attr-defined]
+    receiver._handle_rtp_packet = handle_with_level  # type: ignore[method-assign]

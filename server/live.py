@@ -72,6 +72,7 @@ class LiveRegistry:
         # Participants whose connection was lost, waiting reconnect_grace_s for them.
         self._lost: dict[tuple[str, str], _Lost] = {}
         self._finishing: set[asyncio.Task[None]] = set()
+        self._notices: set[asyncio.Task[None]] = set()  # messages sent from sync callbacks
 
     def lock(self, session_id: str) -> asyncio.Lock:
         """Serialises joins with the session's end, so none slips in after it."""
@@ -127,11 +128,16 @@ class LiveRegistry:
             if holder:
                 on_state(holder[0], state)
 
-        room = self._rooms.setdefault(session_id, Room())
+        room = self._rooms.get(session_id)
+        if room is None:
+            room = self._rooms[session_id] = Room(
+                on_speaker=lambda who: self._speaker_changed(session_id, who)
+            )
         pid = participant.id
         peer = ParticipantPeer(
             spool, on_state=state_changed,
             on_frame=lambda key, frame: room.publish(pid, key, frame),
+            on_level=lambda key, level: room.level(pid, level),
         )
         conn = Connection(
             id=conn_id,
@@ -244,6 +250,14 @@ class LiveRegistry:
                 pass
         await self.close(target, "removed")
         return True
+
+    def _speaker_changed(self, session_id: str, member: str | None) -> None:
+        """The room's active speaker changed (called on the packet path): tell everyone."""
+        task = asyncio.get_running_loop().create_task(
+            self.broadcast(session_id, {"type": "speaker", "participant_id": member})
+        )
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
 
     async def set_sharing(self, conn: Connection, sharing: bool) -> None:
         """``conn`` started or stopped sharing its screen: the others are shown it (the

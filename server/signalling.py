@@ -28,6 +28,8 @@ server → client
   ``muted`` {participant_id, kind, muted, by}    forwarding stopped/resumed
   ``removed`` {by}                               you were removed (then closed)
   ``denied`` {code, message}                     a control you may not use
+  ``speaker`` {participant_id}                   the active speaker (null: nobody), from
+                                                 the audio levels senders put on packets
   ``pong`` {}, ``session_ended`` {}, ``bye`` {}
   ``error``   {code, message: {vi, en}} followed by a close with code 4400-4409
 

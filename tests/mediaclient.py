@@ -30,10 +30,11 @@ SAMPLES = 960  # 20 ms
 class ToneTrack(MediaStreamTrack):
     kind = "audio"
 
-    def __init__(self, freq: float = 440.0) -> None:
+    def __init__(self, freq: float = 440.0, volume: float = 0.25) -> None:
         super().__init__()
         self._pts = 0
         self._freq = freq
+        self._amplitude = 32000 * volume
         self._start: float | None = None
 
     async def recv(self) -> AudioFrame:
@@ -45,7 +46,7 @@ class ToneTrack(MediaStreamTrack):
         if wait > 0:
             await asyncio.sleep(wait)
         t = (np.arange(SAMPLES) + self._pts) / SAMPLE_RATE
-        samples = (np.sin(2 * math.pi * self._freq * t) * 8000).astype(np.int16)
+        samples = (np.sin(2 * math.pi * self._freq * t) * self._amplitude).astype(np.int16)
         frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self._pts
@@ -86,13 +87,16 @@ async def make_offer(
     audio: bool = True, video: bool = True, receive_slots: int = 0,
     received: dict[str, list[EncodedFrame]] | None = None,
     screen: dict[str, object] | None = None,
+    volume: float = 0.25,
 ) -> RTCPeerConnection:
     """A client peer connection with its offer set as local description.
 
     With ``receive_slots``, it also offers that many receive-only audio and video
     m-lines (as the browser does); the encoded frames arriving on each are appended to
     ``received[mid]`` (tapped before decoding, so the client costs no decoding). Like a
-    browser, it bundles every m-line on one transport (max-bundle).
+    browser, it bundles every m-line on one transport (max-bundle). ``volume`` is the
+    tone's amplitude (1.0: full scale; 0: silence), which aiortc's sender also puts in
+    each packet's audio level.
 
     With ``screen`` (a dict filled in here), it also offers a "shared screen" video
     track (sending from the start) and one receive slot for others' screens; their mids
@@ -100,7 +104,7 @@ async def make_offer(
     """
     pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     if audio:
-        pc.addTransceiver(ToneTrack(), direction="sendonly")
+        pc.addTransceiver(ToneTrack(volume=volume), direction="sendonly")
     if video:
         pc.addTransceiver(PatternTrack(), direction="sendonly")
     shared = None if screen is None else pc.addTransceiver(PatternTrack(), direction="sendonly")

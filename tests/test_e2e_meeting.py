@@ -96,6 +96,17 @@ async def test_three_people_see_and_hear_each_other(
                     x["name"] for x in invited if x["id"] != me["id"]
                 )
             await pages[0].screenshot(path=str(artifacts_dir / "meeting.png"), full_page=True)
+            # Everyone speaks (the same recording): the server names an active speaker
+            # from the audio levels Chromium puts on its packets, and tiles show it.
+            # (Whoever it is, at least one of two pages shows someone else speaking.)
+            highlighted = [0, 0]
+            for _ in range(150):
+                highlighted = [await page.locator(".tile[data-speaking='true']").count()
+                               for page in pages[:2]]
+                if any(highlighted):
+                    break
+                await asyncio.sleep(0.1)
+            assert max(highlighted) == 1, highlighted
 
             # The chair mutes the member from its tile: the member is told, the third
             # participant's tile shows it, and the audit log has it.

@@ -49,13 +49,13 @@ async def _read_slots(client: Client) -> None:
 
 
 async def join_with_media(r: Running, sid: str, who: Invited, receive_slots: int,
-                          *, screen: bool = False) -> Client:
+                          *, screen: bool = False, volume: float = 0.25) -> Client:
     """Join with media; with ``screen``, also a screen track and a screen slot."""
     ws = await joined(r, who, sid)
     received: dict[str, list[EncodedFrame]] = {}
     mids: dict[str, Any] = {}
     pc = await make_offer(receive_slots=receive_slots, received=received,
-                          screen=mids if screen else None)
+                          screen=mids if screen else None, volume=volume)
     offer: dict[str, Any] = {"type": "offer", "sdp": pc.localDescription.sdp}
     if screen:
         offer["screen"] = mids

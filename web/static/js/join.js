@@ -154,12 +154,14 @@ function renderGrid() {
       const video = el("video", { autoplay: true, playsinline: true });
       tile = el("figure", { class: "tile", dataset: { participantId: id } }, video,
         el("figcaption", {}, el("strong", {}, who.name), " · ", t("role." + who.role),
-          el("span", { class: "muted-badge", hidden: true }, " · ", t("meeting.muted_badge"))),
+          el("span", { class: "muted-badge", hidden: true }, " · ", t("meeting.muted_badge")),
+          el("span", { class: "speaking-badge", hidden: true }, " · ", t("meeting.speaking"))),
         canControl ? tileControls(who) : "");
       grid.append(tile);
     }
     updateMuteState(tile, id);
     tile.dataset.speaking = String(id === activeSpeaker);
+    tile.querySelector(".speaking-badge").hidden = id !== activeSpeaker;
     showTracks(tile.querySelector("video"), tracks);
   }
   $("#grid-empty").hidden = byPerson.size > 0;
@@ -344,6 +346,9 @@ function connect() {
       finish("removed", t("join.disconnected"));
     } else if (msg.type === "denied") {
       showError(msg.code, msg.message[lang]);
+    } else if (msg.type === "speaker") {
+      activeSpeaker = msg.participant_id;
+      renderGrid();
     } else if (msg.type === "slots") {
       lastSlots = msg.slots;
       renderGrid();
