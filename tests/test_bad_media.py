@@ -1,0 +1,88 @@
+"""Bad media from one participant must not disturb the others.
+
+A real aiortc client, once connected, sends properly encrypted SRTP whose contents
+are garbage (random RTP headers and payloads, truncated and random RTCP) plus raw
+UDP noise at the server's media port. The others keep receiving each other, the
+server keeps answering, and the flooder's own recording is still kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import socket
+import struct
+from typing import Any
+
+from tests.conftest import Running
+from tests.test_forwarding import close_all, join_with_media
+from tests.test_signalling import invite, new_session
+
+
+def garbage_packets(rng: random.Random, count: int) -> list[bytes]:
+    packets = []
+    for i in range(count):
+        choice = i % 4
+        if choice == 0:  # an RTP header with a random payload type and junk payload
+            header = struct.pack("!BBHII", 0x80, rng.randrange(0, 128), i, rng.getrandbits(32),
+                                 rng.getrandbits(32))
+            packets.append(header + os.urandom(rng.randrange(0, 1200)))
+        elif choice == 1:  # extension bit set, lengths that lie
+            header = struct.pack("!BBHII", 0x90 | rng.randrange(16), 96, i, 0, 0)
+            packets.append(header + b"\xbe\xde\xff\xff" + os.urandom(rng.randrange(0, 40)))
+        elif choice == 2:  # "RTCP" (payload type 200-204) with lying lengths
+            packets.append(bytes([0x80, 200 + rng.randrange(5)]) + b"\xff\xff"
+                           + os.urandom(rng.randrange(4, 60)))
+        else:  # VP8 / Opus payload types with random bodies
+            header = struct.pack("!BBHII", 0x80, rng.choice([96, 97, 111]), i,
+                                 rng.getrandbits(32), rng.getrandbits(32))
+            packets.append(header + os.urandom(rng.randrange(1, 300)))
+    return packets
+
+
+async def test_garbage_rtp_and_rtcp_disturb_nobody_else(running: Running) -> None:
+    r = running
+    sid = await new_session(r)
+    people = [await invite(r, sid, name, role) for name, role in
+              [("Chủ tịch An", "chair"), ("Thành viên Bình", "member"),
+               ("Thành viên Gây Rối", "member")]]
+    clients = [await join_with_media(r, sid, who, receive_slots=2) for who in people]
+    a, b, bad = clients
+    try:
+        await asyncio.sleep(2)
+        before = len(b.frames_from(a.who.id, "video")), len(a.frames_from(b.who.id, "audio"))
+        dtls: Any = bad.pc.getTransceivers()[0].sender.transport
+        rng = random.Random(7)
+        sent = 0
+        for packet in garbage_packets(rng, 3000):
+            try:
+                await dtls._send_rtp(packet)  # SRTP-protected, so the server must parse it
+                sent += 1
+            except Exception:  # libsrtp refuses some of it on our side
+                pass
+            if sent % 100 == 0:
+                await asyncio.sleep(0.01)
+        assert sent > 1000
+        # Noise straight at the server's media port, outside SRTP.
+        answer_sdp = bad.pc.remoteDescription.sdp
+        found = re.search(r"a=candidate:\S+ 1 udp \d+ (\d+\.\d+\.\d+\.\d+) (\d+)", answer_sdp)
+        assert found, answer_sdp
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(500):
+                s.sendto(os.urandom(rng.randrange(1, 1400)), (found[1], int(found[2])))
+        await asyncio.sleep(2)
+        after = len(b.frames_from(a.who.id, "video")), len(a.frames_from(b.who.id, "audio"))
+        # ~15 fps and 50 packets/s kept flowing between the others.
+        assert after[0] - before[0] > 30, (before, after)
+        assert after[1] - before[1] > 100, (before, after)
+        # The server still answers signalling, the flooder included.
+        for c in (a, bad):
+            await c.ws.send_json({"type": "ping"})
+        await r.api("POST", f"/api/sessions/{sid}/end")
+    finally:
+        await close_all(clients)
+    recordings = await r.api("GET", f"/api/sessions/{sid}/recordings")
+    kept = {x["participant_id"] for x in recordings if x["status"] == "stored"}
+    assert {p.id for p in people} <= kept
