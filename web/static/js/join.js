@@ -272,8 +272,18 @@ async function sendOffer(receiveSlots, iceServers) {
     screen: { send: screenTx.mid, receive: screenSlots.map((tx) => tx.mid) } }));
 }
 
+/** In the meeting (or its lobby) the page is the meeting: the set-up steps fold away
+ * and a small self view stays in the corner. */
+function enterMeetingLayout() {
+  document.body.dataset.phase = "meeting";
+  $("#self-mini").srcObject = stream;
+  $("#self-tile").hidden = false;
+}
+
 function finish(state, text) {
   finished = true;
+  document.body.dataset.phase = "finished";
+  $("#self-tile").hidden = true;
   setStatus(state, text);
   if (pc) pc.close();
   if (stream) stream.getTracks().forEach((tr) => tr.stop());
@@ -316,12 +326,14 @@ function connect() {
     const msg = JSON.parse(ev.data);
     if (msg.type === "waiting") {
       lostSince = null;
+      enterMeetingLayout();
       setStatus("waiting", t("lobby.waiting"));
       $("#leave").disabled = false;
     } else if (msg.type === "lobby") {
       renderLobby(msg.waiting);
     } else if (msg.type === "welcome") {
       lostSince = null;
+      enterMeetingLayout();
       canControl = !!msg.participant.controls;
       $("#end-for-all").hidden = !canControl;
       for (const id of ["#toggle-mic", "#toggle-camera", "#leave"]) $(id).disabled = false;
