@@ -8,6 +8,7 @@ app (`hoidong serve`: auth, signalling, recording every track to the store); the
 baseline forwards only (bench/naive_server.py).
 
     python -m bench.media [--n 2,4,6,10,15,20] [--naive-max 6] [--seconds 15]
+                          [--servers passthrough,passthrough_sender,naive]
 
 Writes bench/results/media.json: {server: {N: {cpu_cores, delivered_pct, p95_delay_ms,
 rss_mb, ...}}} and prints a table. p95_delay_ms is each video frame's arrival delay
@@ -39,6 +40,9 @@ from bench.proc import cpu_seconds, rss_mb
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results" / "media.json"
 PEERS_PER_CLIENT = 4
+# passthrough: hoidong as shipped; passthrough_sender: the same with fast_forwarding off
+# (every slot through aiortc's per-track sender task); naive: aiortc's MediaRelay.
+SERVERS = ("passthrough", "passthrough_sender", "naive")
 WARMUP_S = 8.0
 
 
@@ -62,13 +66,13 @@ async def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"server at {url} did not start")
 
 
-async def start_hoidong(n: int, tmp: Path) -> tuple[subprocess.Popen[bytes], str, str,
-                                                    list[dict[str, str]]]:
+async def start_hoidong(n: int, tmp: Path, fast: bool = True
+                        ) -> tuple[subprocess.Popen[bytes], str, str, list[dict[str, str]]]:
     port = free_port()
     env = {**os.environ, "HOIDONG_DATA_DIR": str(tmp / "data"), "HOIDONG_PORT": str(port),
            "HOIDONG_ADMIN_PASSWORD": "bench-password", "HOIDONG_MAX_PARTICIPANTS": str(n),
            "HOIDONG_TRANSCRIBE_ON_END": "false", "HOIDONG_WHISPER_MODEL": "tiny.en",
-           "HOIDONG_LOG_LEVEL": "WARNING"}
+           "HOIDONG_LOG_LEVEL": "WARNING", "HOIDONG_FAST_FORWARDING": str(fast).lower()}
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -111,8 +115,8 @@ async def start_naive(n: int) -> tuple[subprocess.Popen[bytes], str, str, list[d
 async def run_one(server: str, n: int, seconds: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hoidong-bench-") as tmp_s:
         tmp = Path(tmp_s)
-        if server == "passthrough":
-            proc, ws_url, sid, peers = await start_hoidong(n, tmp)
+        if server in ("passthrough", "passthrough_sender"):
+            proc, ws_url, sid, peers = await start_hoidong(n, tmp, fast=server == "passthrough")
         else:
             proc, ws_url, sid, peers = await start_naive(n)
         try:
@@ -201,23 +205,26 @@ async def main() -> None:
     ap.add_argument("--naive-max", type=int, default=6,
                     help="largest N for the baseline (it saturates two cores early)")
     ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--servers", default=",".join(SERVERS),
+                    help="which of " + ", ".join(SERVERS) + " to run")
     args = ap.parse_args()
     ns = [int(x) for x in args.n.split(",")]
-    results: dict[str, dict[str, dict[str, Any]]] = {"passthrough": {}, "naive": {}}
+    servers = [x for x in args.servers.split(",") if x]
+    results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in servers}
     for n in ns:
-        for server in ("passthrough", "naive"):
+        for server in servers:
             if server == "naive" and n > args.naive_max:
                 continue
             row = await run_one(server, n, args.seconds)
             results[server][str(n)] = row
             print(f"{server:12} N={n:2} {row}", flush=True)
-    if "4" in results["passthrough"] and "4" in results["naive"]:
+    if "4" in results.get("passthrough", {}) and "4" in results.get("naive", {}):
         ratio = (results["naive"]["4"]["cpu_us_per_delivered_frame"]
                  / results["passthrough"]["4"]["cpu_us_per_delivered_frame"])
         results["ratio_naive_over_passthrough_cpu_per_frame_n4"] = {"value": round(ratio, 1)}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1))
-    print(table({k: v for k, v in results.items() if k in ("passthrough", "naive")}))
+    print(table({k: v for k, v in results.items() if k in SERVERS}))
     if "ratio_naive_over_passthrough_cpu_per_frame_n4" in results:
         print("CPU per delivered frame at N=4, naive / passthrough:",
               results["ratio_naive_over_passthrough_cpu_per_frame_n4"]["value"])

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiortc import MediaStreamTrack
 
+from media.fastpath import FastPath, vp8_chunks
 from media.frames import EncodedFrame
 from media.vp8 import is_keyframe
 
@@ -53,11 +54,16 @@ class OutgoingFrame:
 
 
 class SlotTrack(MediaStreamTrack):
-    """An outgoing track fed with encoded frames; ``recv`` yields encoded frames."""
+    """An outgoing track fed with encoded frames.
 
-    def __init__(self, kind: str, *, max_queue: int = 64) -> None:
+    Without ``fast``, ``recv`` yields them to aiortc's sender. With a
+    :class:`~media.fastpath.FastPath`, :meth:`push` sends them itself, at once, and
+    ``recv`` never yields (until the path is ready, frames are dropped)."""
+
+    def __init__(self, kind: str, *, max_queue: int = 64, fast: FastPath | None = None) -> None:
         super().__init__()
         self.kind = kind
+        self.fast = fast
         self.source: str | None = None
         self.delivered = 0
         self.dropped = 0
@@ -89,10 +95,19 @@ class SlotTrack(MediaStreamTrack):
         if self._request_keyframe is not None:
             self._request_keyframe()
 
-    def push(self, frame: EncodedFrame) -> None:
+    def push(self, frame: EncodedFrame, chunks: list[bytes] | None = None) -> None:
+        """Forward ``frame`` (``chunks``: its VP8 cut for the fast path, if made)."""
+        fast = self.fast
+        if fast is not None and not fast.ready():
+            self.dropped += 1
+            self._need_keyframe = self.kind == "video"
+            return
         if self._need_keyframe:
             if not is_keyframe(frame.data):
                 self.dropped += 1
+                # Rate-limited by the forwarder; needed when the connection became ready
+                # long after the slot was assigned.
+                self.request_keyframe()
                 return
             self._need_keyframe = False
         if self._rebase:
@@ -102,6 +117,11 @@ class SlotTrack(MediaStreamTrack):
         pts = frame.rtp_timestamp + self._offset
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1
+        if fast is not None:
+            fast.send(frame.data, pts, chunks)
+            self.delivered += 1
+            self._last_pts = pts
+            return
         packet = OutgoingFrame(
             frame.data, pts,
             _TIME_BASES.get(frame.clock_rate) or fractions.Fraction(1, frame.clock_rate),
@@ -160,8 +180,13 @@ class Forwarder:
     def publish(self, key: str, frame: EncodedFrame) -> None:
         if key in self._muted:
             return
-        for slot in self._slots.get(key, ()):
-            slot.push(frame)
+        slots = self._slots.get(key)
+        if not slots:
+            return
+        # Cut once per published frame, not once per subscriber.
+        chunks = vp8_chunks(frame.data) if frame.kind == "video" else None
+        for slot in slots:
+            slot.push(frame, chunks)
 
     def request_keyframe(self, key: str) -> None:
         """Ask publisher ``key`` for a key frame, at most every 0.5 s."""

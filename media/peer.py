@@ -26,6 +26,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from media.fastpath import FastPath
 from media.forwarder import SlotTrack
 from media.frames import EncodedFrame
 from media.recorder import SUPPORTED_CODECS, RecordingResult, TrackRecorder
@@ -85,6 +86,7 @@ class ParticipantPeer:
         on_frame: FrameListener | None = None,
         on_state: StateListener | None = None,
         on_level: LevelListener | None = None,
+        fast_forwarding: bool = True,
     ) -> None:
         self.spool_dir = spool_dir
         # max-bundle: every m-line on one transport. With aiortc's default (balanced), a
@@ -97,6 +99,7 @@ class ParticipantPeer:
         self._on_frame = on_frame
         self._on_state = on_state
         self._on_level = on_level
+        self._fast = fast_forwarding
         self._closed = False
         self._answered = False
         self._results: list[RecordingResult] = []
@@ -163,7 +166,9 @@ class ParticipantPeer:
                 if kind == "audio" and self._on_level is not None:
                     install_level_tap(transceiver.receiver, self._level_sink(key))
             else:
-                slot = SlotTrack(kind)
+                slot = SlotTrack(
+                    kind, fast=FastPath(transceiver, kind) if self._fast else None
+                )
                 transceiver.direction = "sendonly"
                 transceiver.sender.replaceTrack(slot)
                 # aiortc turns a subscriber's PLI/FIR into _send_keyframe(), which only an

@@ -138,6 +138,7 @@ class LiveRegistry:
             spool, on_state=state_changed,
             on_frame=lambda key, frame: room.publish(pid, key, frame),
             on_level=lambda key, level: room.level(pid, level),
+            fast_forwarding=self._settings.fast_forwarding,
         )
         conn = Connection(
             id=conn_id,

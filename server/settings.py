@@ -82,6 +82,11 @@ class Settings:
     turn_ttl_s: int = _setting(
         86400, "How long a participant's TURN credentials stay valid, in seconds."
     )
+    fast_forwarding: bool = _setting(
+        True,
+        "Send forwarded media straight from the forwarding call (RTP header, SRTP, UDP) "
+        "instead of through aiortc's per-track sender tasks; off only to compare.",
+    )
     reconnect_grace_s: int = _setting(
         30,
         "Seconds a participant whose connection was lost may take to come back; the record "

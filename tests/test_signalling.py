@@ -75,15 +75,27 @@ async def connect(r: Running) -> ClientWebSocketResponse:
     return await r.client.ws_connect("/ws/join")
 
 
-async def recv_json(ws: ClientWebSocketResponse, within: float = 10.0) -> dict[str, Any]:
-    msg = await ws.receive(timeout=within)
-    assert msg.type == WSMsgType.TEXT, (msg.type, msg.data, msg.extra)
-    data: dict[str, Any] = json.loads(msg.data)
-    return data
+# Notices the server sends whenever something changes (who speaks), not in answer to
+# anything: skipped unless a test asks for them.
+NOTICES = frozenset({"speaker"})
+
+
+async def recv_json(ws: ClientWebSocketResponse, within: float = 10.0,
+                    skip: frozenset[str] = NOTICES) -> dict[str, Any]:
+    """The next message from the server (notices in ``skip`` passed over)."""
+    deadline = time.monotonic() + within
+    while True:
+        msg = await ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+        assert msg.type == WSMsgType.TEXT, (msg.type, msg.data, msg.extra)
+        data: dict[str, Any] = json.loads(msg.data)
+        if data.get("type") not in skip:
+            return data
 
 
 async def expect_closed(ws: ClientWebSocketResponse, close_code: int) -> None:
     msg = await ws.receive(timeout=15)
+    while msg.type == WSMsgType.TEXT and json.loads(msg.data).get("type") in NOTICES:
+        msg = await ws.receive(timeout=15)
     assert msg.type == WSMsgType.CLOSE, (msg.type, msg.data)
     assert msg.data == close_code, (msg.data, msg.extra)
     assert (await ws.receive(timeout=15)).type == WSMsgType.CLOSED

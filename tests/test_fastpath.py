@@ -1,0 +1,61 @@
+"""The forwarding hot path (``media.fastpath``): frames reach subscribers as SRTP sent
+from the forwarding call itself, aiortc's sender keeps reporting and retransmitting;
+the per-track sender path stays available (``fast_forwarding`` off) and agrees."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from media.fastpath import PACKET_MAX, vp8_chunks
+from server.state import LIVE
+from tests.conftest import make_settings, start_app
+from tests.test_forwarding import close_all, join_with_media
+from tests.test_signalling import invite, new_session
+
+
+def test_vp8_chunks_cover_the_frame() -> None:
+    frame = bytes(range(256)) * 20  # 5120 bytes
+    chunks = vp8_chunks(frame)
+    assert b"".join(chunks) == frame
+    assert all(len(c) + 4 <= PACKET_MAX for c in chunks)
+    assert vp8_chunks(b"") == [b""]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "aiortc-sender"])
+async def test_both_paths_deliver_every_stream(tmp_path: Path, fast: bool) -> None:
+    settings = make_settings(tmp_path, fast_forwarding=fast, transcribe_on_end=False)
+    async for r in start_app(settings):
+        sid = await new_session(r)
+        people = [await invite(r, sid, name, role) for name, role in
+                  [("Chủ tịch An", "chair"), ("Thành viên Bình", "member")]]
+        clients = [await join_with_media(r, sid, who, receive_slots=1) for who in people]
+        try:
+            await asyncio.sleep(4)
+            a, b = clients
+            for me, other in ((a, b), (b, a)):
+                assert len(me.frames_from(other.who.id, "video")) > 25
+                assert len(me.frames_from(other.who.id, "audio")) > 100
+            room = r.app[LIVE]._rooms[sid]
+            slots = [slot for member in room.members() for slot in room.assignments(member)]
+            assert len(slots) == 4
+            for slot in slots:
+                fast_path = slot.track.fast
+                if not fast:
+                    assert fast_path is None
+                    continue
+                assert fast_path is not None and fast_path.ready()
+                assert fast_path.packets >= slot.track.delivered > 0
+                # aiortc's sender reports what the fast path sent (RTCP SR counters) and
+                # answers NACKs through it.
+                sender = fast_path._sender
+                assert sender._RTCRtpSender__packet_count == fast_path.packets  # type: ignore[attr-defined]
+                assert sender._retransmit == fast_path.retransmit
+                before = fast_path.packets
+                await fast_path.retransmit((fast_path._seq - 1) & 0xFFFF)
+                await fast_path.retransmit((fast_path._seq + 1000) & 0xFFFF)  # unknown: ignored
+                assert fast_path.packets >= before
+        finally:
+            await close_all(clients)
