@@ -66,6 +66,12 @@ async def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"server at {url} did not start")
 
 
+def server_log() -> Any:
+    """Where the server's output goes: $BENCH_SERVER_LOG (appended) or nowhere."""
+    path = os.environ.get("BENCH_SERVER_LOG")
+    return open(path, "ab") if path else subprocess.DEVNULL
+
+
 async def start_hoidong(n: int, tmp: Path, fast: bool = True
                         ) -> tuple[subprocess.Popen[bytes], str, str, list[dict[str, str]]]:
     port = free_port()
@@ -73,8 +79,9 @@ async def start_hoidong(n: int, tmp: Path, fast: bool = True
            "HOIDONG_ADMIN_PASSWORD": "bench-password", "HOIDONG_MAX_PARTICIPANTS": str(n),
            "HOIDONG_TRANSCRIBE_ON_END": "false", "HOIDONG_WHISPER_MODEL": "tiny.en",
            "HOIDONG_LOG_LEVEL": "WARNING", "HOIDONG_FAST_FORWARDING": str(fast).lower()}
+    log = server_log()
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     await wait_http(base + "/staff")
     # unsafe=True: keep cookies from an IP-address host (the login cookie here).

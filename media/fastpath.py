@@ -25,19 +25,28 @@ from __future__ import annotations
 import logging
 import random
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
 from aioice.ice import StunProtocol
-from aiortc import RTCRtpSender, RTCRtpTransceiver, clock
+from aiortc import RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import State
 from aiortc.rtp import RtpPacket, wrap_rtx
+from pylibsrtp._binding import ffi, lib  # type: ignore[import-not-found]
 
 log = logging.getLogger(__name__)
 
 PACKET_MAX = 1200  # payload bytes per RTP packet, like aiortc (room for SRTP and TURN)
 _HISTORY = 512  # packets kept per slot for retransmission (~0.5 s of 500 kbps video)
 _ABS_MARK = b"\xab\xcd\xef"
+_NTP_EPOCH = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
+_SRTP_TRAILER = 16 + 128  # SRTP_MAX_TRAILER_LEN in libsrtp 2
+
+
+def ntp_now() -> int:
+    """The current time as a 64-bit NTP timestamp (aiortc's own goes through datetime)."""
+    return int((time.time() + _NTP_EPOCH) * 4294967296.0)
 
 
 def vp8_chunks(data: bytes) -> list[bytes]:
@@ -117,6 +126,12 @@ class FastPath:
         self._template = bytearray(probe.serialize(self._ext_map))
         self._abs_at = self._template.find(_ABS_MARK)
         self._srtp = dtls._tx_srtp
+        # libsrtp is called directly on a buffer of our own: pylibsrtp's protect()
+        # allocates and copies twice per packet.
+        self._srtp_ctx = self._srtp._srtp[0]
+        self._cbuf = ffi.new("char[]", PACKET_MAX + 200 + _SRTP_TRAILER)
+        self._buf = ffi.buffer(self._cbuf)
+        self._len = ffi.new("int *")
         self._dgram = pair.protocol.transport
         self._sendto = self._dgram.sendto
         self._addr = pair.remote_addr
@@ -132,10 +147,9 @@ class FastPath:
         """
         template = self._template
         ts = (self._ts_origin + rtp_timestamp) & 0xFFFFFFFF
+        ntp = ntp_now()
         if self._abs_at >= 0:
-            template[self._abs_at:self._abs_at + 3] = (
-                (clock.current_ntp_time() >> 14) & 0xFFFFFF
-            ).to_bytes(3, "big")
+            template[self._abs_at:self._abs_at + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
         if self.kind == "video":
             bodies = chunks if chunks is not None else vp8_chunks(data)
             pid = self._picture_id
@@ -148,7 +162,7 @@ class FastPath:
         else:
             self._packet(template, ts, True, data)
         sender: Any = self._sender
-        sender._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()
+        sender._RTCRtpSender__ntp_timestamp = ntp
         sender._RTCRtpSender__rtp_timestamp = ts
         sender._RTCRtpSender__octet_count = self.octets
         sender._RTCRtpSender__packet_count = self.packets
@@ -162,8 +176,15 @@ class FastPath:
         self._history[seq % _HISTORY] = raw
         self.packets += 1
         self.octets += len(payload)
+        size = len(raw)
+        if size > len(self._buf) - _SRTP_TRAILER:
+            return  # cannot happen with PACKET_MAX payloads; never overrun the buffer
+        self._buf[0:size] = raw
+        self._len[0] = size
+        if lib.srtp_protect(self._srtp_ctx, self._cbuf, self._len) != 0:
+            return  # e.g. a replayed sequence number: lost, like any lost packet
         assert self._sendto is not None
-        self._sendto(self._srtp.protect(raw), self._addr)
+        self._sendto(self._buf[0:self._len[0]], self._addr)
 
     async def retransmit(self, sequence_number: int) -> None:
         """Answer a NACK for ``sequence_number`` (as RTX when negotiated)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,12 @@ class Slot:
 
 
 StateListener = Callable[[str], None]
+
+# Each peer's UDP socket may receive bursts (key frames from a publisher, RTCP from many
+# subscribers) while the event loop is busy forwarding; the default buffer (~200 KiB)
+# then overflows and the server loses whole frames. The kernel caps this at
+# net.core.rmem_max.
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 # The recording source of each published track label.
 _SOURCES = {"audio": "microphone", "video": "camera", "screen": "screen"}
@@ -180,9 +187,28 @@ class ParticipantPeer:
             await self.pc.setLocalDescription(answer)
         except Exception:
             raise SdpError("sdp.no_supported_codec") from None
+        self._enlarge_receive_buffers()
         local = self.pc.localDescription
         assert local is not None
         return str(local.sdp)
+
+    def _enlarge_receive_buffers(self) -> None:
+        """Give this connection's UDP sockets (aioice's, gathered by now) more room."""
+        seen: set[int] = set()
+        for transceiver in self.pc.getTransceivers():
+            try:
+                protocols = transceiver.receiver.transport.transport._connection._protocols
+            except AttributeError:  # aiortc/aioice internals moved: keep the defaults
+                return
+            for protocol in protocols:
+                sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
+                if sock is None or sock.fileno() in seen:
+                    continue
+                seen.add(sock.fileno())
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+                except OSError:
+                    log.warning("could not enlarge a UDP receive buffer", exc_info=True)
 
     def _level_sink(self, key: str) -> Callable[[int], None]:
         on_level = self._on_level
