@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.proc import cpu_seconds, rss_mb
+from bench.proc import cpu_seconds, machine_busy, rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results" / "media.json"
@@ -140,10 +140,12 @@ async def run_one(server: str, n: int, seconds: float) -> dict[str, Any]:
                     [sys.executable, "-m", "bench.media_client", str(spec_path), str(out_path)],
                     cwd=ROOT), out_path))
             await asyncio.sleep(max(0.0, start - time.time()))
-            cpu0 = cpu_seconds(proc.pid)
+            cpu0 = cpu_seconds(proc.pid, with_children=True)
+            busy0 = machine_busy()
             await asyncio.sleep(max(0.0, end - time.time()))
-            cpu1 = cpu_seconds(proc.pid)
-            rss = rss_mb(proc.pid)
+            cpu1 = cpu_seconds(proc.pid, with_children=True)
+            busy1 = machine_busy()
+            rss = rss_mb(proc.pid, with_children=True)
             reports = []
             for client, out in clients:
                 await asyncio.to_thread(client.wait, 120)
@@ -154,7 +156,12 @@ async def run_one(server: str, n: int, seconds: float) -> dict[str, Any]:
                 await asyncio.to_thread(proc.wait, 60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return summarise(n, seconds, cpu1 - cpu0, rss, reports)
+    row = summarise(n, seconds, cpu1 - cpu0, rss, reports)
+    # How busy the whole machine was in the window: near 100 %, clients and server are
+    # competing for the two cores and the figures say more about the machine.
+    row["machine_busy_pct"] = round(
+        100 * (busy1[0] - busy0[0]) / max(1.0, busy1[1] - busy0[1]), 1)
+    return row
 
 
 def summarise(n: int, seconds: float, cpu_s: float, rss: float,
@@ -198,7 +205,8 @@ def summarise(n: int, seconds: float, cpu_s: float, rss: float,
 
 def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     cols = ["cpu_cores", "cpu_s_per_participant_minute", "cpu_us_per_delivered_frame",
-            "delivered_pct", "audio_delivered_pct", "p95_delay_ms", "rss_mb", "client_cpu_s"]
+            "delivered_pct", "audio_delivered_pct", "p95_delay_ms", "rss_mb", "client_cpu_s",
+            "machine_busy_pct"]
     lines = ["| server | N | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
     for server, by_n in results.items():
         for n, row in sorted(by_n.items(), key=lambda kv: int(kv[0])):

@@ -35,6 +35,8 @@ from aiortc.rtcdtlstransport import State
 from aiortc.rtp import RtpPacket, wrap_rtx
 from pylibsrtp._binding import ffi, lib  # type: ignore[import-not-found]
 
+from media.sendworker import SendWorkers
+
 log = logging.getLogger(__name__)
 
 PACKET_MAX = 1200  # payload bytes per RTP packet, like aiortc (room for SRTP and TURN)
@@ -49,6 +51,18 @@ def ntp_now() -> int:
     return int((time.time() + _NTP_EPOCH) * 4294967296.0)
 
 
+def _tx_key(dtls: Any) -> tuple[int, bytes]:
+    """(libsrtp profile, key + salt) of ``dtls``'s sending direction, derived as aiortc's
+    ``_setup_srtp`` does (RFC 5764 keying material; the DTLS server's half is second)."""
+    selected = dtls._ssl.get_selected_srtp_profile()
+    profile = next(p for p in dtls._srtp_profiles if p.openssl_profile == selected)
+    view = dtls._ssl.export_keying_material(
+        b"EXTRACTOR-dtls_srtp", 2 * (profile.key_length + profile.salt_length)
+    )
+    key = profile.get_key_and_salt(view, 1 if dtls._role == "server" else 0)
+    return int(profile.libsrtp_profile), bytes(key)
+
+
 def vp8_chunks(data: bytes) -> list[bytes]:
     """A VP8 frame cut into RTP payload bodies (the descriptor is added per slot)."""
     step = PACKET_MAX - 4
@@ -58,8 +72,11 @@ def vp8_chunks(data: bytes) -> list[bytes]:
 class FastPath:
     """Sends one slot's frames on its transceiver's connection (see the module doc)."""
 
-    def __init__(self, transceiver: RTCRtpTransceiver, kind: str) -> None:
+    def __init__(self, transceiver: RTCRtpTransceiver, kind: str,
+                 workers: SendWorkers | None = None) -> None:
         self.kind = kind
+        self._workers = workers
+        self._worker: tuple[int, int] | None = None  # (worker, slot) when one sends for us
         self._transceiver = transceiver
         self._sender: RTCRtpSender = transceiver.sender
         self._ready = False
@@ -136,8 +153,20 @@ class FastPath:
         self._sendto = self._dgram.sendto
         self._addr = pair.remote_addr
         sender._retransmit = self.retransmit  # type: ignore[method-assign]
+        if self._workers:
+            self._worker = self._workers.add(
+                self._dgram.get_extra_info("socket"), self._addr, *_tx_key(dtls)
+            )
         self._ready = True
         return True
+
+    def close(self) -> None:
+        """The slot's connection is closing: its worker lets go of the socket."""
+        if self._worker is not None and self._workers:
+            self._workers.remove(*self._worker)
+        self._worker = None
+        self._ready = False
+        self._broken = True
 
     def send(self, data: bytes, rtp_timestamp: int, chunks: list[bytes] | None = None) -> None:
         """Send one frame (``rtp_timestamp`` in the codec clock, the slot's timeline).
@@ -176,6 +205,10 @@ class FastPath:
         self._history[seq % _HISTORY] = raw
         self.packets += 1
         self.octets += len(payload)
+        if self._worker is not None:
+            assert self._workers is not None
+            self._workers.queue(self._worker[0], self._worker[1], raw)
+            return
         size = len(raw)
         if size > len(self._buf) - _SRTP_TRAILER:
             return  # cannot happen with PACKET_MAX payloads; never overrun the buffer

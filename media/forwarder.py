@@ -24,6 +24,7 @@ from aiortc import MediaStreamTrack
 
 from media.fastpath import FastPath, vp8_chunks
 from media.frames import EncodedFrame
+from media.sendworker import SendWorkers
 from media.vp8 import is_keyframe
 
 # A frame's nominal length in RTP units, used to continue a slot's timeline across a switch.
@@ -140,9 +141,13 @@ class SlotTrack(MediaStreamTrack):
 
 
 class Forwarder:
-    """Routes publishers' frames to subscribed slots (one forwarder per room)."""
+    """Routes publishers' frames to subscribed slots (one forwarder per room).
 
-    def __init__(self) -> None:
+    With ``workers``, fast slots queue their packets to send worker processes, and each
+    published frame is handed over in one message per worker."""
+
+    def __init__(self, workers: SendWorkers | None = None) -> None:
+        self._workers = workers
         self._slots: dict[str, set[SlotTrack]] = {}
         self._keyframe: dict[str, KeyframeRequest] = {}
         self._last_request: dict[str, float] = {}
@@ -187,6 +192,8 @@ class Forwarder:
         chunks = vp8_chunks(frame.data) if frame.kind == "video" else None
         for slot in slots:
             slot.push(frame, chunks)
+        if self._workers:
+            self._workers.flush()
 
     def request_keyframe(self, key: str) -> None:
         """Ask publisher ``key`` for a key frame, at most every 0.5 s."""

@@ -32,6 +32,7 @@ from media.forwarder import SlotTrack
 from media.frames import EncodedFrame
 from media.recorder import SUPPORTED_CODECS, RecordingResult, TrackRecorder
 from media.sdp import SdpError, check_offer
+from media.sendworker import SendWorkers
 from media.tap import install_level_tap, install_tap
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class ParticipantPeer:
         on_state: StateListener | None = None,
         on_level: LevelListener | None = None,
         fast_forwarding: bool = True,
+        send_workers: SendWorkers | None = None,
     ) -> None:
         self.spool_dir = spool_dir
         # max-bundle: every m-line on one transport. With aiortc's default (balanced), a
@@ -107,6 +109,7 @@ class ParticipantPeer:
         self._on_state = on_state
         self._on_level = on_level
         self._fast = fast_forwarding
+        self._workers = send_workers
         self._closed = False
         self._answered = False
         self._results: list[RecordingResult] = []
@@ -174,7 +177,8 @@ class ParticipantPeer:
                     install_level_tap(transceiver.receiver, self._level_sink(key))
             else:
                 slot = SlotTrack(
-                    kind, fast=FastPath(transceiver, kind) if self._fast else None
+                    kind,
+                    fast=FastPath(transceiver, kind, self._workers) if self._fast else None,
                 )
                 transceiver.direction = "sendonly"
                 transceiver.sender.replaceTrack(slot)
@@ -235,6 +239,9 @@ class ParticipantPeer:
         if self._closed:
             return self._results
         self._closed = True
+        for slot in self.slots:
+            if slot.track.fast is not None:
+                slot.track.fast.close()
         try:
             await asyncio.wait_for(self.pc.close(), timeout=10)
         except Exception:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from media.forwarder import Forwarder
 from media.frames import EncodedFrame
 from media.peer import ParticipantPeer, Slot
+from media.sendworker import SendWorkers
 from media.speaker import ActiveSpeaker
 
 SPEAKER_INTERVAL_S = 0.2  # how often the active speaker is re-decided
@@ -36,8 +37,9 @@ class Room:
     """``on_speaker`` is called with the new active speaker (a member, or None when
     nobody speaks) whenever it changes."""
 
-    def __init__(self, on_speaker: Callable[[str | None], None] | None = None) -> None:
-        self.forwarder = Forwarder()
+    def __init__(self, on_speaker: Callable[[str | None], None] | None = None,
+                 workers: SendWorkers | None = None) -> None:
+        self.forwarder = Forwarder(workers)
         self.speaker = ActiveSpeaker()
         self._on_speaker = on_speaker
         self._speaker_checked = 0.0

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from media.peer import ParticipantPeer
 from media.room import Room, source_member
+from media.sendworker import SendWorkers
 from server import audit
 from server.database import Database
 from server.lobby import Decision, Lobby, Waiting
@@ -69,6 +70,7 @@ class LiveRegistry:
         self._locks: dict[str, asyncio.Lock] = {}
         self._rooms: dict[str, Room] = {}
         self.lobby = Lobby()
+        self._workers = SendWorkers(settings.send_workers if settings.fast_forwarding else 0)
         # Participants whose connection was lost, waiting reconnect_grace_s for them.
         self._lost: dict[tuple[str, str], _Lost] = {}
         self._finishing: set[asyncio.Task[None]] = set()
@@ -131,7 +133,8 @@ class LiveRegistry:
         room = self._rooms.get(session_id)
         if room is None:
             room = self._rooms[session_id] = Room(
-                on_speaker=lambda who: self._speaker_changed(session_id, who)
+                on_speaker=lambda who: self._speaker_changed(session_id, who),
+                workers=self._workers,
             )
         pid = participant.id
         peer = ParticipantPeer(
@@ -139,6 +142,7 @@ class LiveRegistry:
             on_frame=lambda key, frame: room.publish(pid, key, frame),
             on_level=lambda key, level: room.level(pid, level),
             fast_forwarding=self._settings.fast_forwarding,
+            send_workers=self._workers,
         )
         conn = Connection(
             id=conn_id,
@@ -459,6 +463,7 @@ class LiveRegistry:
         # Closes whose callers were cancelled are still storing: let them finish.
         await asyncio.gather(*self._finishing, return_exceptions=True)
         await self._settle_lost(None)
+        await asyncio.to_thread(self._workers.close)
 
 
 def _since(at: datetime) -> float:

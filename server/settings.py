@@ -87,6 +87,11 @@ class Settings:
         "Send forwarded media straight from the forwarding call (RTP header, SRTP, UDP) "
         "instead of through aiortc's per-track sender tasks; off only to compare.",
     )
+    send_workers: int = _setting(
+        1,
+        "Processes that encrypt and send forwarded media beside the server process, so "
+        "forwarding is not limited to the event loop's one core (0: the server sends).",
+    )
     reconnect_grace_s: int = _setting(
         30,
         "Seconds a participant whose connection was lost may take to come back; the record "

@@ -1,6 +1,7 @@
 """The forwarding hot path (``media.fastpath``): frames reach subscribers as SRTP sent
-from the forwarding call itself, aiortc's sender keeps reporting and retransmitting;
-the per-track sender path stays available (``fast_forwarding`` off) and agrees."""
+from the forwarding call itself or by a send worker process (``media.sendworker``, with
+the connection's own key and socket); aiortc's sender keeps reporting and
+retransmitting; the per-track sender path stays available (``fast_forwarding`` off)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,12 @@ def test_vp8_chunks_cover_the_frame() -> None:
     assert vp8_chunks(b"") == [b""]
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["fast", "aiortc-sender"])
-async def test_both_paths_deliver_every_stream(tmp_path: Path, fast: bool) -> None:
-    settings = make_settings(tmp_path, fast_forwarding=fast, transcribe_on_end=False)
+@pytest.mark.parametrize(("fast", "workers"), [(True, 1), (True, 0), (False, 0)],
+                         ids=["fast-send-worker", "fast-in-process", "aiortc-sender"])
+async def test_every_path_delivers_every_stream(tmp_path: Path, fast: bool, workers: int
+                                                ) -> None:
+    settings = make_settings(tmp_path, fast_forwarding=fast, send_workers=workers,
+                             transcribe_on_end=False)
     async for r in start_app(settings):
         sid = await new_session(r)
         people = [await invite(r, sid, name, role) for name, role in
@@ -47,6 +51,8 @@ async def test_both_paths_deliver_every_stream(tmp_path: Path, fast: bool) -> No
                     assert fast_path is None
                     continue
                 assert fast_path is not None and fast_path.ready()
+                # Sent by a worker process, or by the server itself.
+                assert (fast_path._worker is not None) == (workers > 0)
                 assert fast_path.packets >= slot.track.delivered > 0
                 # aiortc's sender reports what the fast path sent (RTCP SR counters) and
                 # answers NACKs through it.
