@@ -58,6 +58,7 @@ class Connection:
     peer: ParticipantPeer
     opened_at: datetime
     host: bool = False  # runs the meeting: may admit, mute, remove, end it
+    media_state: dict[str, bool] | None = None  # microphone/camera, as the page says
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -198,6 +199,15 @@ class LiveRegistry:
         if room is None or conn.closed.is_set():
             return
         await self._announce_slots(conn.session_id, room.join(conn.participant.id, conn.peer))
+        # What a newcomer missed: the others' switches, and who speaks.
+        for other in self.connections(conn.session_id):
+            if other is not conn and other.media_state is not None and not conn.ws.closed:
+                try:
+                    await conn.ws.send_json({"type": "media_state",
+                                             "participant_id": other.participant.id,
+                                             **other.media_state})
+                except ConnectionError:
+                    pass
 
     async def broadcast(self, session_id: str, message: dict[str, Any]) -> None:
         for conn in self.connections(session_id):
@@ -263,6 +273,30 @@ class LiveRegistry:
         )
         self._notices.add(task)
         task.add_done_callback(self._notices.discard)
+
+    async def set_media_state(self, conn: Connection, *, audio: bool, video: bool) -> None:
+        """``conn``'s page says its microphone / camera is on or off: the others are
+        told, and a change is audited as *declared* by the page (the server's own
+        camera check is a separate record)."""
+        state = {"audio": audio, "video": video}
+        if conn.media_state == state:
+            return
+        first = conn.media_state is None
+        conn.media_state = state
+        if not (first and audio and video):  # joining with both on is the normal case
+            async with self._db.session() as s:
+                audit.record(s, "participant.switches", actor=f"participant:{conn.participant.id}",
+                             dossier_id=conn.dossier_id, session_id=conn.session_id,
+                             participant_id=conn.participant.id,
+                             data={"microphone": audio, "camera": video, "declared_by": "page"})
+                await s.commit()
+        for other in self.connections(conn.session_id):
+            if other is not conn and not other.ws.closed:
+                try:
+                    await other.ws.send_json({"type": "media_state",
+                                              "participant_id": conn.participant.id, **state})
+                except ConnectionError:
+                    pass
 
     async def set_sharing(self, conn: Connection, sharing: bool) -> None:
         """``conn`` started or stopped sharing its screen: the others are shown it (the

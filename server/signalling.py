@@ -8,6 +8,7 @@ client → server
                                   ``screen`` {send: mid, receive: [mid]} names the video
                                   m-lines that carry its own and others' shared screens
   ``screen`` {sharing}            it started (true) or stopped (false) sharing its screen
+  ``media_state`` {audio, video}  its microphone / camera switches (as the page says)
   ``ping``   {}                   keep-alive; answered with ``pong``
   ``leave``  {}                   the participant leaves (also from the lobby)
   hosts only (chair, secretary, team lead; reviewers in an interview — others get
@@ -28,6 +29,7 @@ server → client
   ``muted`` {participant_id, kind, muted, by}    forwarding stopped/resumed
   ``removed`` {by}                               you were removed (then closed)
   ``denied`` {code, message}                     a control you may not use
+  ``media_state`` {participant_id, audio, video}  someone's switches, as their page said
   ``speaker`` {participant_id}                   the active speaker (null: nobody), from
                                                  the audio levels senders put on packets
   ``pong`` {}, ``session_ended`` {}, ``bye`` {}
@@ -266,6 +268,11 @@ async def _serve(request: web.Request, ws: web.WebSocketResponse, conn: Connecti
             sdp = await _answer(conn, data.get("sdp"), data.get("screen"))
             await ws.send_json({"type": "answer", "sdp": sdp})
             await request.app[LIVE].media_ready(conn)
+        elif kind == "media_state":
+            audio, video = data.get("audio"), data.get("video")
+            if not isinstance(audio, bool) or not isinstance(video, bool):
+                raise SignalError("signal.malformed")
+            await request.app[LIVE].set_media_state(conn, audio=audio, video=video)
         elif kind == "screen":
             sharing = data.get("sharing")
             if not isinstance(sharing, bool):

@@ -129,6 +129,15 @@ async def test_three_people_see_and_hear_each_other(
             assert await pages[1].locator("#grid [data-action=mute]").count() == 0
             assert await pages[2].locator("#grid [data-action=mute]").count() == 0
 
+            # The member turns the camera off and on: the others' tiles say so.
+            member_tile = f"#grid .tile[data-participant-id='{member_id}']"
+            await pages[1].click("#toggle-camera")
+            await pages[0].wait_for_selector(f"{member_tile}[data-camera-off='true']",
+                                             timeout=10000)
+            await pages[1].click("#toggle-camera")
+            await pages[2].wait_for_selector(f"{member_tile}[data-camera-off='false']",
+                                             timeout=10000)
+
             # The member shares a screen: the other two decode it in a tile of its own.
             await pages[1].click("#share-screen")
             for page in (pages[0], pages[2]):

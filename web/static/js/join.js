@@ -108,6 +108,7 @@ let lastSlots = [];
 let canControl = false;       // a host (chair, secretary…): per-tile controls
 let activeSpeaker = null;     // participant id the server says is speaking
 const mutedAudio = new Set();  // participants whose audio the server stopped forwarding
+const mediaStates = new Map(); // participant id -> {audio, video} as their page says
 
 function send(msg) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); }
 
@@ -123,7 +124,12 @@ function tileControls(who) {
 
 function updateMuteState(tile, id) {
   const muted = mutedAudio.has(id);
+  const state = mediaStates.get(id) || { audio: true, video: true };
   tile.dataset.muted = String(muted);
+  tile.dataset.micOff = String(!state.audio);
+  tile.dataset.cameraOff = String(!state.video);
+  tile.querySelector(".mic-off-badge").hidden = state.audio;
+  tile.querySelector(".camera-off-badge").hidden = state.video;
   const badge = tile.querySelector(".muted-badge");
   if (badge) badge.hidden = !muted;
   const button = tile.querySelector("[data-action=mute]");
@@ -155,7 +161,9 @@ function renderGrid() {
       tile = el("figure", { class: "tile", dataset: { participantId: id } }, video,
         el("figcaption", {}, el("strong", {}, who.name), " · ", t("role." + who.role),
           el("span", { class: "muted-badge", hidden: true }, " · ", t("meeting.muted_badge")),
-          el("span", { class: "speaking-badge", hidden: true }, " · ", t("meeting.speaking"))),
+          el("span", { class: "speaking-badge", hidden: true }, " · ", t("meeting.speaking")),
+          el("span", { class: "mic-off-badge", hidden: true }, " · ", t("meeting.mic_off")),
+          el("span", { class: "camera-off-badge", hidden: true }, " · ", t("meeting.camera_off"))),
         canControl ? tileControls(who) : "");
       grid.append(tile);
     }
@@ -340,6 +348,7 @@ function connect() {
       await sendOffer(msg.receive_slots || 0, msg.ice_servers || []);
     } else if (msg.type === "answer") {
       await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+      sendMediaState();
       $("#share-screen").disabled = !navigator.mediaDevices.getDisplayMedia;
       await attachScreen();
     } else if (msg.type === "error") {
@@ -358,6 +367,9 @@ function connect() {
       finish("removed", t("join.disconnected"));
     } else if (msg.type === "denied") {
       showError(msg.code, msg.message[lang]);
+    } else if (msg.type === "media_state") {
+      mediaStates.set(msg.participant_id, { audio: msg.audio, video: msg.video });
+      renderGrid();
     } else if (msg.type === "speaker") {
       activeSpeaker = msg.participant_id;
       renderGrid();
@@ -378,6 +390,16 @@ function toggle(button, tracks) {
   tracks.forEach((tr) => { tr.enabled = enabled; });
   button.querySelector("span").textContent = t(enabled ? "join.on" : "join.off");
   button.dataset.on = String(enabled);
+  sendMediaState();
+}
+
+/** Tell the others whether this page's microphone and camera are on (what the page
+ * says; the server's own camera check is separate). */
+function sendMediaState() {
+  if (!stream) return;
+  send({ type: "media_state",
+    audio: stream.getAudioTracks().some((tr) => tr.enabled),
+    video: stream.getVideoTracks().some((tr) => tr.enabled) });
 }
 $("#toggle-mic").addEventListener("click", (ev) => toggle(ev.currentTarget, stream.getAudioTracks()));
 $("#toggle-camera").addEventListener("click", (ev) => toggle(ev.currentTarget, stream.getVideoTracks()));

@@ -12,6 +12,7 @@ async function loadSession() {
   const s = await api("GET", `/api/sessions/${sessionId}`);
   $("#session-title").textContent = s.title;
   $("#session-kind").textContent = t("kind." + s.kind);
+  $("#session-admission").textContent = t("admission." + s.admission);
   const status = $("#session-status");
   status.textContent = t("status." + s.status);
   status.dataset.status = s.status;
@@ -41,7 +42,9 @@ async function loadParticipants() {
   $("#participants").replaceChildren(...list.map((p) => el("tr", { dataset: { participantId: p.id } },
     el("td", {}, p.name, p.pseudonym ? el("span", { class: "badge" }, p.pseudonym) : ""),
     el("td", {}, t("role." + p.role), p.camera_required ? el("span", { class: "badge" }, t("participant.camera_required")) : ""),
-    el("td", {}, p.consent_at ? formatTime(p.consent_at) : "—"),
+    el("td", {}, p.consent_at ? formatTime(p.consent_at) : "—",
+      p.admitted_at ? el("span", { class: "badge" }, t("participant.admitted_at", { at: formatTime(p.admitted_at) })) : "",
+      p.removed_at ? el("span", { class: "badge" }, t("participant.removed_at", { at: formatTime(p.removed_at) })) : ""),
     linkCell(newLinks.get(p.id)))));
 }
 
