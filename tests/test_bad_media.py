@@ -16,9 +16,11 @@ import socket
 import struct
 from typing import Any
 
+from server.state import LIVE
 from tests.conftest import Running
+from tests.mediaclient import make_offer
 from tests.test_forwarding import close_all, join_with_media
-from tests.test_signalling import invite, new_session
+from tests.test_signalling import invite, joined, new_session, recv_json
 
 
 def garbage_packets(rng: random.Random, count: int) -> list[bytes]:
@@ -86,3 +88,35 @@ async def test_garbage_rtp_and_rtcp_disturb_nobody_else(running: Running) -> Non
     recordings = await r.api("GET", f"/api/sessions/{sid}/recordings")
     kept = {x["participant_id"] for x in recordings if x["status"] == "stored"}
     assert {p.id for p in people} <= kept
+
+
+async def test_a_client_that_never_connects_its_media_costs_nothing(running: Running) -> None:
+    """Offers, gets its answer, then never does ICE/DTLS (so never takes any media):
+    the others are unaffected and nothing queues up for it on the server."""
+    r = running
+    sid = await new_session(r)
+    a_who, b_who, mute_who = [await invite(r, sid, name, "member") for name in "ABC"]
+    clients = [await join_with_media(r, sid, who, receive_slots=2) for who in (a_who, b_who)]
+    a, b = clients
+    silent_ws = await joined(r, mute_who, sid)
+    silent_pc = await make_offer(receive_slots=2)
+    await silent_ws.send_json({"type": "offer", "sdp": silent_pc.localDescription.sdp})
+    answer = await recv_json(silent_ws)
+    assert answer["type"] == "answer"  # ...and it is never applied: no ICE, no DTLS
+    try:
+        before = len(b.frames_from(a.who.id, "video"))
+        await asyncio.sleep(4)
+        assert len(b.frames_from(a.who.id, "video")) - before > 40
+        room = r.app[LIVE]._rooms[sid]
+        silent_slots = room.assignments(mute_who.id)
+        assert silent_slots, "the silent client was given slots"
+        for slot in silent_slots:
+            if slot.track.source is not None:
+                # Nothing waits for it: frames for it are dropped, not kept.
+                assert slot.track._queue.qsize() == 0
+                assert slot.track.dropped > 0
+                assert slot.track.delivered == 0
+    finally:
+        await silent_ws.close()
+        await silent_pc.close()
+        await close_all(clients)
