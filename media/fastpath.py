@@ -98,6 +98,12 @@ class FastPath:
         self.packets = 0
         self.octets = 0
 
+    @property
+    def broken(self) -> bool:
+        """This path cannot be used for the connection (the slot falls back to aiortc's
+        sender) or was closed."""
+        return self._broken
+
     def ready(self) -> bool:
         """Whether frames can be sent now (resolves the connection on first success)."""
         if self._ready:

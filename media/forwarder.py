@@ -59,7 +59,8 @@ class SlotTrack(MediaStreamTrack):
 
     Without ``fast``, ``recv`` yields them to aiortc's sender. With a
     :class:`~media.fastpath.FastPath`, :meth:`push` sends them itself, at once, and
-    ``recv`` never yields (until the path is ready, frames are dropped)."""
+    ``recv`` never yields (until the path is ready, frames are dropped; if it turns out
+    unusable, the slot falls back to aiortc's sender)."""
 
     def __init__(self, kind: str, *, max_queue: int = 64, fast: FastPath | None = None) -> None:
         super().__init__()
@@ -100,9 +101,13 @@ class SlotTrack(MediaStreamTrack):
         """Forward ``frame`` (``chunks``: its VP8 cut for the fast path, if made)."""
         fast = self.fast
         if fast is not None and not fast.ready():
-            self.dropped += 1
-            self._need_keyframe = self.kind == "video"
-            return
+            if fast.broken:
+                # Not usable on this connection: aiortc's sender takes the slot's frames.
+                self.fast = fast = None
+            else:
+                self.dropped += 1
+                self._need_keyframe = self.kind == "video"
+                return
         if self._need_keyframe:
             if not is_keyframe(frame.data):
                 self.dropped += 1

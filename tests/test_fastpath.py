@@ -65,3 +65,31 @@ async def test_every_path_delivers_every_stream(tmp_path: Path, fast: bool, work
                 assert fast_path.packets >= before
         finally:
             await close_all(clients)
+
+
+async def test_an_unusable_fast_path_falls_back_to_aiortcs_sender() -> None:
+    from aiortc import RTCPeerConnection
+
+    from media.fastpath import FastPath
+    from media.forwarder import SlotTrack
+    from media.frames import EncodedFrame
+
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("audio", direction="sendonly")
+        fast = FastPath(transceiver, "audio")
+        slot = SlotTrack("audio", fast=fast)
+        frame = EncodedFrame(kind="audio", codec="opus", data=b"\xfc\x01", rtp_timestamp=960,
+                             clock_rate=48000, received_at=0.0)
+        # Not connected yet: not ready, not broken; the frame is dropped, not queued.
+        slot.push(frame)
+        assert not fast.ready() and not fast.broken
+        assert (slot.dropped, slot._queue.qsize()) == (1, 0)
+        # Unusable for this connection (closed, or internals it cannot use): the slot
+        # hands its frames to aiortc's sender instead of going quiet.
+        fast.close()
+        slot.push(frame)
+        assert slot.fast is None and slot._queue.qsize() == 1
+        assert bytes(await slot.recv()) == b"\xfc\x01"
+    finally:
+        await pc.close()
