@@ -77,6 +77,7 @@ class FastPath:
         self.kind = kind
         self._workers = workers
         self._worker: tuple[int, int] | None = None  # (worker, slot) when one sends for us
+        self._via_worker = False
         self._transceiver = transceiver
         self._sender: RTCRtpSender = transceiver.sender
         self._ready = False
@@ -174,12 +175,17 @@ class FastPath:
         self._ready = False
         self._broken = True
 
-    def send(self, data: bytes, rtp_timestamp: int, chunks: list[bytes] | None = None) -> None:
+    def send(self, data: bytes, rtp_timestamp: int, chunks: list[bytes] | None = None,
+             via_worker: bool = False) -> None:
         """Send one frame (``rtp_timestamp`` in the codec clock, the slot's timeline).
 
         ``chunks`` is :func:`vp8_chunks` of ``data`` when the caller has it already
-        (one cut per published frame, shared by every subscriber).
+        (one cut per published frame, shared by every subscriber). With ``via_worker``
+        the packets go to this slot's send worker (the caller flushes), otherwise they
+        are encrypted and sent here. Both may alternate: they use different sequence
+        numbers of the same stream, so no SRTP keystream is ever used twice.
         """
+        self._via_worker = via_worker and self._worker is not None
         template = self._template
         ts = (self._ts_origin + rtp_timestamp) & 0xFFFFFFFF
         ntp = ntp_now()
@@ -211,8 +217,8 @@ class FastPath:
         self._history[seq % _HISTORY] = raw
         self.packets += 1
         self.octets += len(payload)
-        if self._worker is not None:
-            assert self._workers is not None
+        if self._via_worker:
+            assert self._workers is not None and self._worker is not None
             self._workers.queue(self._worker[0], self._worker[1], raw)
             return
         size = len(raw)

@@ -97,8 +97,10 @@ class SlotTrack(MediaStreamTrack):
         if self._request_keyframe is not None:
             self._request_keyframe()
 
-    def push(self, frame: EncodedFrame, chunks: list[bytes] | None = None) -> None:
-        """Forward ``frame`` (``chunks``: its VP8 cut for the fast path, if made)."""
+    def push(self, frame: EncodedFrame, chunks: list[bytes] | None = None,
+             via_workers: bool = False) -> None:
+        """Forward ``frame`` (``chunks``: its VP8 cut for the fast path, if made;
+        ``via_workers``: the fast path hands it to its send worker, if it has one)."""
         fast = self.fast
         if fast is not None and not fast.ready():
             if fast.broken:
@@ -124,7 +126,7 @@ class SlotTrack(MediaStreamTrack):
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1
         if fast is not None:
-            fast.send(frame.data, pts, chunks)
+            fast.send(frame.data, pts, chunks, via_workers)
             self.delivered += 1
             self._last_pts = pts
             return
@@ -151,8 +153,11 @@ class Forwarder:
     With ``workers``, fast slots queue their packets to send worker processes, and each
     published frame is handed over in one message per worker."""
 
-    def __init__(self, workers: SendWorkers | None = None) -> None:
+    def __init__(self, workers: SendWorkers | None = None, worker_fanout: int = 16) -> None:
         self._workers = workers
+        # Below this many subscribers a frame is sent in-process: handing it to a worker
+        # costs more than it saves in small meetings.
+        self._worker_fanout = worker_fanout
         self._slots: dict[str, set[SlotTrack]] = {}
         self._keyframe: dict[str, KeyframeRequest] = {}
         self._last_request: dict[str, float] = {}
@@ -195,9 +200,11 @@ class Forwarder:
             return
         # Cut once per published frame, not once per subscriber.
         chunks = vp8_chunks(frame.data) if frame.kind == "video" else None
+        via_workers = bool(self._workers) and len(slots) >= self._worker_fanout
         for slot in slots:
-            slot.push(frame, chunks)
-        if self._workers:
+            slot.push(frame, chunks, via_workers)
+        if via_workers:
+            assert self._workers is not None
             self._workers.flush()
 
     def request_keyframe(self, key: str) -> None:

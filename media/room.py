@@ -38,8 +38,8 @@ class Room:
     nobody speaks) whenever it changes."""
 
     def __init__(self, on_speaker: Callable[[str | None], None] | None = None,
-                 workers: SendWorkers | None = None) -> None:
-        self.forwarder = Forwarder(workers)
+                 workers: SendWorkers | None = None, worker_fanout: int = 16) -> None:
+        self.forwarder = Forwarder(workers, worker_fanout)
         self.speaker = ActiveSpeaker()
         self._on_speaker = on_speaker
         self._speaker_checked = 0.0

@@ -135,7 +135,7 @@ class LiveRegistry:
         if room is None:
             room = self._rooms[session_id] = Room(
                 on_speaker=lambda who: self._speaker_changed(session_id, who),
-                workers=self._workers,
+                workers=self._workers, worker_fanout=self._settings.send_worker_fanout,
             )
         pid = participant.id
         peer = ParticipantPeer(

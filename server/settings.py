@@ -92,6 +92,12 @@ class Settings:
         "Processes that encrypt and send forwarded media beside the server process, so "
         "forwarding is not limited to the event loop's one core (0: the server sends).",
     )
+    send_worker_fanout: int = _setting(
+        16,
+        "Subscribers a forwarded frame must have before a send worker takes it; smaller "
+        "fan-outs are sent by the server itself, which costs less CPU up to ~15 people "
+        "(measured: docs/benchmarks.md) but is capped at one core.",
+    )
     reconnect_grace_s: int = _setting(
         30,
         "Seconds a participant whose connection was lost may take to come back; the record "
