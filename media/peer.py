@@ -33,7 +33,7 @@ from media.frames import EncodedFrame
 from media.recorder import SUPPORTED_CODECS, RecordingResult, TrackRecorder
 from media.sdp import SdpError, check_offer
 from media.sendworker import SendWorkers
-from media.tap import install_level_tap, install_tap
+from media.tap import SsrcGuard, TapUnavailable, install_level_tap, install_tap
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ class ParticipantPeer:
         self._results: list[RecordingResult] = []
         self._receivers: dict[str, RTCRtpReceiver] = {}
         self.slots: list[Slot] = []
+        self.ssrc_guard: SsrcGuard | None = None
 
         @self.pc.on("connectionstatechange")
         def _state_changed() -> None:
@@ -192,9 +193,22 @@ class ParticipantPeer:
         except Exception:
             raise SdpError("sdp.no_supported_codec") from None
         self._enlarge_receive_buffers()
+        self._guard_sources()
         local = self.pc.localDescription
         assert local is not None
         return str(local.sdp)
+
+    def _guard_sources(self) -> None:
+        """At most a media and a retransmission SSRC per track, with room for a change
+        of source or two (see :class:`~media.tap.SsrcGuard`)."""
+        transceivers = self.pc.getTransceivers()
+        if not transceivers:
+            return
+        try:
+            self.ssrc_guard = SsrcGuard(transceivers[0].receiver.transport,
+                                        2 * len(self._receivers) + 4, str(self.spool_dir))
+        except TapUnavailable:
+            log.warning("cannot cap RTP sources on this aiortc version")
 
     def _enlarge_receive_buffers(self) -> None:
         """Give this connection's UDP sockets (aioice's, gathered by now) more room."""

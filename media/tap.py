@@ -109,3 +109,35 @@ def install_level_tap(receiver: RTCRtpReceiver, sink: LevelSink) -> None:
 
     handle_with_level._hoidong_level_tap = True  # type: ignore[attr-defined]
     receiver._handle_rtp_packet = handle_with_level  # type: ignore[method-assign]
+
+
+class SsrcGuard:
+    """Caps how many RTP sources (SSRCs) one connection may introduce.
+
+    aiortc's RTP router learns every new SSRC whose payload type matches a receiver, and
+    the receiver keeps statistics for each: a client sending RTP with random SSRCs would
+    grow both without end (and once over 31 sources, aiortc's receiver reports fail).
+    Beyond ``limit`` SSRCs, packets from new ones are dropped and counted; the first
+    drop is logged.
+    """
+
+    def __init__(self, dtls: Any, limit: int, name: str) -> None:
+        router = getattr(dtls, "_rtp_router", None)
+        route = getattr(router, "route_rtp", None)
+        if router is None or route is None or not isinstance(router.ssrc_table, dict):
+            raise TapUnavailable("aiortc's RTP router is not as expected")
+        self.limit = limit
+        self.dropped = 0
+        self._name = name
+        table: dict[int, Any] = router.ssrc_table
+
+        def guarded(packet: Any) -> Any:
+            if packet.ssrc not in table and len(table) >= self.limit:
+                if not self.dropped:
+                    log.warning("%s: RTP from more than %d sources; packets from new ones "
+                                "are dropped", self._name, self.limit)
+                self.dropped += 1
+                return None
+            return route(packet)
+
+        router.route_rtp = guarded

@@ -1,4 +1,4 @@
-"""Bad media from one participant must not disturb the others.
+"""Bad media from one participant must not disturb the others or grow the server.
 
 A real aiortc client, once connected, sends properly encrypted SRTP whose contents
 are garbage (random RTP headers and payloads, truncated and random RTCP) plus raw
@@ -16,11 +16,18 @@ import socket
 import struct
 from typing import Any
 
+import pytest
+
 from server.state import LIVE
 from tests.conftest import Running
 from tests.mediaclient import make_offer
 from tests.test_forwarding import close_all, join_with_media
 from tests.test_signalling import invite, joined, new_session, recv_json
+
+
+def bad_server_dtls(r: Running, sid: str, participant_id: str) -> Any:
+    conn = next(c for c in r.app[LIVE].connections(sid) if c.participant.id == participant_id)
+    return conn.peer.pc.getTransceivers()[0].receiver.transport
 
 
 def garbage_packets(rng: random.Random, count: int) -> list[bytes]:
@@ -44,7 +51,9 @@ def garbage_packets(rng: random.Random, count: int) -> list[bytes]:
     return packets
 
 
-async def test_garbage_rtp_and_rtcp_disturb_nobody_else(running: Running) -> None:
+async def test_garbage_rtp_and_rtcp_disturb_nobody_else(
+    running: Running, caplog: pytest.LogCaptureFixture
+) -> None:
     r = running
     sid = await new_session(r)
     people = [await invite(r, sid, name, role) for name, role in
@@ -79,6 +88,14 @@ async def test_garbage_rtp_and_rtcp_disturb_nobody_else(running: Running) -> Non
         # ~15 fps and 50 packets/s kept flowing between the others.
         assert after[0] - before[0] > 30, (before, after)
         assert after[1] - before[1] > 100, (before, after)
+        # Random SSRCs do not grow the server's tables: past a few sources per track,
+        # new ones are dropped, and that is logged.
+        (guard,) = [c.peer.ssrc_guard for c in r.app[LIVE].connections(sid)
+                    if c.participant.id == bad.who.id]
+        assert guard is not None and guard.dropped > 100
+        dtls: Any = bad_server_dtls(r, sid, bad.who.id)
+        assert len(dtls._rtp_router.ssrc_table) <= guard.limit
+        assert any("RTP from more than" in m for m in caplog.messages)
         # The server still answers signalling, the flooder included.
         for c in (a, bad):
             await c.ws.send_json({"type": "ping"})
