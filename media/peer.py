@@ -27,6 +27,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from media.camera_monitor import CameraConfig, CameraMonitor, ChangeListener
 from media.fastpath import FastPath
 from media.forwarder import SlotTrack
 from media.frames import EncodedFrame
@@ -96,6 +97,8 @@ class ParticipantPeer:
         on_level: LevelListener | None = None,
         fast_forwarding: bool = True,
         send_workers: SendWorkers | None = None,
+        on_camera: ChangeListener | None = None,
+        camera_config: CameraConfig | None = None,
     ) -> None:
         self.spool_dir = spool_dir
         # max-bundle: every m-line on one transport. With aiortc's default (balanced), a
@@ -110,6 +113,10 @@ class ParticipantPeer:
         self._on_level = on_level
         self._fast = fast_forwarding
         self._workers = send_workers
+        self._on_camera = on_camera
+        self._camera_config = camera_config
+        self._camera_key: str | None = None
+        self.camera: CameraMonitor | None = None
         self._closed = False
         self._answered = False
         self._results: list[RecordingResult] = []
@@ -194,9 +201,23 @@ class ParticipantPeer:
             raise SdpError("sdp.no_supported_codec") from None
         self._enlarge_receive_buffers()
         self._guard_sources()
+        self._watch_camera()
         local = self.pc.localDescription
         assert local is not None
         return str(local.sdp)
+
+    def _watch_camera(self) -> None:
+        """Start the server-side camera check on the camera track (not the screen)."""
+        if self._on_camera is None:
+            return
+        key = next((k for k in self._receivers if k.startswith("video-")), None)
+        self._camera_key = key
+        self.camera = CameraMonitor(
+            request_keyframe=(lambda: self.request_keyframe(key)) if key else (lambda: None),
+            on_change=self._on_camera, has_video=key is not None,
+            config=self._camera_config,
+        )
+        self.camera.start()
 
     def _guard_sources(self) -> None:
         """At most a media and a retransmission SSRC per track, with room for a change
@@ -244,6 +265,8 @@ class ParticipantPeer:
                     frame.kind, frame.codec, path, source=_SOURCES[key.split("-", 1)[0]]
                 )
             recorder.write(frame)
+            if key == self._camera_key and self.camera is not None:
+                self.camera.frame(frame)
             if self._on_frame is not None:
                 self._on_frame(key, frame)
         return sink
@@ -253,6 +276,8 @@ class ParticipantPeer:
         if self._closed:
             return self._results
         self._closed = True
+        if self.camera is not None:
+            await self.camera.close()
         for slot in self.slots:
             if slot.track.fast is not None:
                 slot.track.fast.close()

@@ -12,11 +12,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from media.camera import Reason
+from media.camera_monitor import CameraConfig
 from media.peer import ParticipantPeer
 from media.room import Room, source_member
 from media.sendworker import SendWorkers
@@ -131,6 +133,10 @@ class LiveRegistry:
             if holder:
                 on_state(holder[0], state)
 
+        def camera_changed(at: float, on: bool, reason: Reason | None) -> None:
+            if holder:
+                self._camera_changed(holder[0], at, on, reason)
+
         room = self._rooms.get(session_id)
         if room is None:
             room = self._rooms[session_id] = Room(
@@ -144,6 +150,10 @@ class LiveRegistry:
             on_level=lambda key, level: room.level(pid, level),
             fast_forwarding=self._settings.fast_forwarding,
             send_workers=self._workers,
+            on_camera=camera_changed,
+            camera_config=CameraConfig(self._settings.camera_sample_s,
+                                       self._settings.camera_stale_s,
+                                       self._settings.camera_frozen_s),
         )
         conn = Connection(
             id=conn_id,
@@ -265,6 +275,35 @@ class LiveRegistry:
                 pass
         await self.close(target, "removed")
         return True
+
+    def _camera_changed(self, conn: Connection, at: float, on: bool,
+                        reason: Reason | None) -> None:
+        """The server's camera check changed its mind about ``conn`` (on the packet
+        path): record it with the server's time and tell the hosts and the participant."""
+        task = asyncio.get_running_loop().create_task(
+            self._record_camera(conn, at, on, reason)
+        )
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _record_camera(self, conn: Connection, at: float, on: bool,
+                             reason: Reason | None) -> None:
+        event = "camera.on" if on else "camera.off"
+        when = datetime.fromtimestamp(at, UTC)
+        async with self._db.session() as s:
+            audit.record(s, event, actor="system", dossier_id=conn.dossier_id,
+                         session_id=conn.session_id, participant_id=conn.participant.id,
+                         data={"reason": None if reason is None else reason.value,
+                               "server_time": when.isoformat(), "connection": conn.id})
+            await s.commit()
+        message = {"type": "camera", "participant_id": conn.participant.id, "on": on,
+                   "reason": None if reason is None else reason.value}
+        for other in self.connections(conn.session_id):
+            if (other.host or other is conn) and not other.ws.closed:
+                try:
+                    await other.ws.send_json(message)
+                except ConnectionError:
+                    pass
 
     def _speaker_changed(self, session_id: str, member: str | None) -> None:
         """The room's active speaker changed (called on the packet path): tell everyone."""

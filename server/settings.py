@@ -98,6 +98,17 @@ class Settings:
         "fan-outs are sent by the server itself, which costs less CPU up to ~15 people "
         "(measured: docs/benchmarks.md) but is capped at one core.",
     )
+    camera_sample_s: float = _setting(
+        3.0,
+        "Seconds between camera checks: the server asks each participant's camera for a "
+        "key frame this often and looks at it (black, frozen); nothing else is decoded.",
+    )
+    camera_stale_s: float = _setting(
+        2.0, "Seconds without any video frame after which a camera counts as off."
+    )
+    camera_frozen_s: float = _setting(
+        20.0, "Seconds of an unchanging picture after which a camera counts as off (frozen)."
+    )
     reconnect_grace_s: int = _setting(
         30,
         "Seconds a participant whose connection was lost may take to come back; the record "

@@ -18,6 +18,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
 from media.frames import EncodedFrame
@@ -60,6 +61,7 @@ class PatternTrack(MediaStreamTrack):
 
     def __init__(self, width: int = 320, height: int = 240, fps: int = 15) -> None:
         super().__init__()
+        self.black = False  # send black frames (like a browser's disabled track)
         self._n = 0
         self._size = (width, height)
         self._fps = fps
@@ -68,6 +70,8 @@ class PatternTrack(MediaStreamTrack):
     async def recv(self) -> VideoFrame:
         import asyncio
 
+        if self.readyState != "live":
+            raise MediaStreamError  # stopped: the sender stops sending, as a browser does
         if self._start is None:
             self._start = time.time()
         wait = self._start + self._n / self._fps - time.time()
@@ -75,7 +79,8 @@ class PatternTrack(MediaStreamTrack):
             await asyncio.sleep(wait)
         w, h = self._size
         img = np.zeros((h, w, 3), dtype=np.uint8)
-        img[:, (self._n * 4) % w :, 1] = 200
+        if not self.black:
+            img[:, (self._n * 4) % w :, 1] = 200
         frame = VideoFrame.from_ndarray(img, format="rgb24")
         frame.pts = self._n * (90000 // self._fps)
         frame.time_base = fractions.Fraction(1, 90000)

@@ -75,9 +75,9 @@ async def connect(r: Running) -> ClientWebSocketResponse:
     return await r.client.ws_connect("/ws/join")
 
 
-# Notices the server sends whenever something changes (who speaks), not in answer to
+# Notices the server sends whenever something changes (who speaks, a camera), not in answer to
 # anything: skipped unless a test asks for them.
-NOTICES = frozenset({"speaker"})
+NOTICES = frozenset({"speaker", "camera"})
 
 
 async def recv_json(ws: ClientWebSocketResponse, within: float = 10.0,

@@ -1,0 +1,118 @@
+"""Watches one participant's camera on the server: :mod:`media.camera` applied live.
+
+Every received video frame is noted (a timestamp: no decoding). Every ``sample_every_s``
+the monitor asks the publisher for a key frame and analyses the next one that arrives
+in a worker thread; a key frame that arrives anyway (a subscriber asked) is used when a
+sample is due. The state is re-decided twice a second; each change is reported with the
+server's wall-clock time. If key frames stop coming although frames do (a publisher
+that ignores requests), the camera is not taken to be on: after ``4 × sample_every_s``
+without a sample the state goes back to ``checking``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from media.camera import CameraState, Reason, Sample, SampleError, analyse_keyframe
+from media.frames import EncodedFrame
+from media.vp8 import is_keyframe
+
+log = logging.getLogger(__name__)
+
+ChangeListener = Callable[[float, bool, Reason | None], None]  # wall time, on, reason
+TICK_S = 0.5
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Seconds: between samples, without frames before ``no_frames``, unchanged before
+    ``frozen``."""
+
+    sample_every_s: float = 3.0
+    stale_s: float = 2.0
+    frozen_s: float = 20.0
+
+
+class CameraMonitor:
+    def __init__(self, *, request_keyframe: Callable[[], None], on_change: ChangeListener,
+                 has_video: bool = True, config: CameraConfig | None = None) -> None:
+        config = config or CameraConfig()
+        self._request_keyframe = request_keyframe
+        self._on_change = on_change
+        self.sample_every_s = config.sample_every_s
+        self.state = CameraState(time.monotonic(), stale_s=config.stale_s,
+                                 frozen_s=config.frozen_s, has_video=has_video)
+        self._sample_due = True
+        self._decoding = False
+        self._last_sample_at = time.monotonic()
+        self._last_request = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self.samples = 0
+        self._closed = False
+
+    def start(self) -> None:
+        """Report the initial state and start the periodic checks (on the event loop)."""
+        _, on, reason = self.state.changes[0]
+        self._on_change(time.time(), on, reason)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def frame(self, frame: EncodedFrame) -> None:
+        """A video frame of the camera track arrived (called on the event loop)."""
+        if self._closed:
+            return
+        self.state.frame(time.monotonic())
+        if self._sample_due and not self._decoding and is_keyframe(frame.data):
+            self._sample_due = False
+            self._decoding = True
+            task = asyncio.get_running_loop().run_in_executor(None, _analyse, frame.data)
+            task.add_done_callback(self._analysed)
+
+    def _analysed(self, done: asyncio.Future[tuple[Sample | None, Reason | None]]) -> None:
+        self._decoding = False
+        if self._closed or done.cancelled():
+            return
+        sample, problem = done.result()
+        now = time.monotonic()
+        self._last_sample_at = now
+        self.samples += 1
+        self.state.sample(now, sample, problem)
+        self._update(now)
+
+    async def _run(self) -> None:
+        while not self._closed:
+            now = time.monotonic()
+            if now - self._last_request >= self.sample_every_s:
+                self._last_request = now
+                self._sample_due = True
+                self._request_keyframe()
+            if now - self._last_sample_at > 4 * self.sample_every_s:
+                self.state.sample(now, None, Reason.CHECKING)
+            self._update(now)
+            await asyncio.sleep(TICK_S)
+
+    def _update(self, now: float) -> None:
+        if self.state.update(now):
+            self._on_change(time.time(), self.state.on, self.state.reason)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+
+def _analyse(data: bytes) -> tuple[Sample | None, Reason | None]:
+    try:
+        return analyse_keyframe(data), None
+    except SampleError as exc:
+        return None, exc.reason
+    except Exception:  # the monitor must never fail on what a client sends
+        log.exception("camera sample failed")
+        return None, Reason.UNDECODABLE

@@ -1,0 +1,98 @@
+"""The server's camera check on a live connection: a real aiortc client sends video,
+then black frames, then nothing; the record shows each change with its reason."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiortc import RTCPeerConnection
+
+from tests.conftest import Running, make_settings, start_app
+from tests.mediaclient import PatternTrack, accept_answer, make_offer
+from tests.test_signalling import invite, joined, new_session, recv_json
+
+
+def camera_track(pc: RTCPeerConnection) -> PatternTrack:
+    (track,) = [t.sender.track for t in pc.getTransceivers()
+                if isinstance(t.sender.track, PatternTrack)]
+    return track
+
+
+async def camera_events(r: Running, sid: str, pid: str) -> list[dict[str, Any]]:
+    return [e for e in await r.api("GET", f"/api/sessions/{sid}/audit")
+            if e["kind"] in ("camera.on", "camera.off") and e["participant_id"] == pid]
+
+
+async def wait_camera(r: Running, sid: str, pid: str, on: bool, reason: str | None,
+                      after: float = 0.0, within: float = 12.0) -> float:
+    """Wait for the record to say the camera went ``on``/off with ``reason`` at or after
+    ``after``; returns when the server said it happened (its own clock)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for e in await camera_events(r, sid, pid):
+            at = datetime.fromisoformat(e["data"]["server_time"]).timestamp()
+            if (e["kind"] == "camera.on") == on and e["data"]["reason"] == reason and at >= after:
+                return at
+        await asyncio.sleep(0.2)
+    raise AssertionError(await camera_events(r, sid, pid))
+
+
+async def test_on_black_and_no_frames_with_their_times(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, camera_sample_s=1.0, transcribe_on_end=False)
+    async for r in start_app(settings):
+        sid = await new_session(r)
+        member = await invite(r, sid, "Thành viên Bình", "member")
+        ws = await joined(r, member, sid)
+        pc = await make_offer()
+        await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+        answer = await recv_json(ws)
+        await accept_answer(pc, answer["sdp"])
+        try:
+            await wait_camera(r, sid, member.id, True, None)
+            # The page disables the track: black frames.
+            blacked = time.time()
+            camera_track(pc).black = True
+            at = await wait_camera(r, sid, member.id, False, "black", after=blacked)
+            assert 0 <= at - blacked <= 4.0  # within a sample interval and a decode
+            camera_track(pc).black = False
+            await wait_camera(r, sid, member.id, True, None, after=at)
+            # The participant itself is told too (for the warning on its page).
+            told = []
+            while True:
+                try:
+                    msg = await recv_json(ws, within=0.5, skip=frozenset({"speaker"}))
+                except TimeoutError:
+                    break
+                if msg["type"] == "camera":
+                    told.append((msg["on"], msg["reason"]))
+            assert (False, "black") in told and (True, None) in told
+            # The track stops: no frames.
+            stopped = time.time()
+            camera_track(pc).stop()
+            at = await wait_camera(r, sid, member.id, False, "no_frames", after=stopped)
+            assert 1.5 <= at - stopped <= 4.5
+        finally:
+            await ws.close()
+            await pc.close()
+        events = await camera_events(r, sid, member.id)
+        assert events[0]["kind"] == "camera.off" and events[0]["data"]["reason"] == "no_frames"
+        assert all(e["actor"] == "system" for e in events)
+
+
+async def test_audio_only_is_no_video(running: Running) -> None:
+    r = running
+    sid = await new_session(r)
+    guest = await invite(r, sid, "Quan sát", "observer")
+    ws = await joined(r, guest, sid)
+    pc = await make_offer(video=False)
+    await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+    await accept_answer(pc, (await recv_json(ws))["sdp"])
+    try:
+        await wait_camera(r, sid, guest.id, False, "no_video")
+    finally:
+        await ws.close()
+        await pc.close()
