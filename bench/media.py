@@ -44,6 +44,7 @@ PEERS_PER_CLIENT = 4
 # (every slot through aiortc's per-track sender task); naive: aiortc's MediaRelay.
 SERVERS = ("passthrough", "passthrough_sender", "naive")
 WARMUP_S = 8.0
+SETTLE_S = 5.0
 
 
 def free_port() -> int:
@@ -231,6 +232,9 @@ async def main() -> None:
         for server in servers:
             if server == "naive" and n > args.naive_max:
                 continue
+            # Let the machine settle: the previous run's processes (a saturated baseline
+            # may hold gigabytes) are still being torn down by the kernel.
+            await asyncio.sleep(SETTLE_S)
             row = await run_one(server, n, args.seconds)
             results[server][str(n)] = row
             print(f"{server:12} N={n:2} {row}", flush=True)
