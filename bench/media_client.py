@@ -127,30 +127,27 @@ async def run_peer(spec: dict[str, Any], me: dict[str, str], fixture: dict[str, 
                    for ssrc, mid in ssrcs_by_mid(msg["sdp"]) if mid in kinds}
         dtls: Any = slots[0].receiver.transport
 
-        async def count_rtp(data: bytes, arrival_time_ms: int) -> None:
-            # A frame ends at the marker bit; RTX and unknown SSRCs are not frames.
-            if data[1] & 0x80:
-                entry = by_ssrc.get(int.from_bytes(data[8:12], "big"))
+        def count(header: bytes) -> None:
+            """Note a frame from an RTP header (plain, or SRTP: SRTP encrypts the payload,
+            not the header). A frame ends at the marker bit; RTX and unknown SSRCs are
+            not frames. The benchmark counts frames, it does not check them."""
+            if header[1] & 0x80:
+                entry = by_ssrc.get(int.from_bytes(header[8:12], "big"))
                 if entry is not None:
                     now = time.time()
                     if window[0] <= now < window[1]:
-                        entry[0].append((now, int.from_bytes(data[4:8], "big"), entry[1]))
+                        entry[0].append((now, int.from_bytes(header[4:8], "big"), entry[1]))
+
+        async def count_rtp(data: bytes, arrival_time_ms: int) -> None:
+            count(data)  # decrypted by aiortc, until the shortcut below is in place
 
         dtls._handle_rtp_data = count_rtp
 
         def count_datagram(data: bytes) -> bool:
-            """Count an SRTP datagram straight off the socket; False: not ours to take.
-
-            SRTP encrypts the payload, not the header: marker bit, timestamp and SSRC are
-            read without decrypting (the benchmark counts frames, it does not check them)."""
+            """Count an SRTP datagram straight off the socket; False: not ours to take."""
             if not 128 <= data[0] < 192 or 192 <= data[1] <= 223 or len(data) < 12:
                 return False  # STUN, DTLS or RTCP: aioice and aiortc handle those
-            if data[1] & 0x80:
-                entry = by_ssrc.get(int.from_bytes(data[8:12], "big"))
-                if entry is not None:
-                    now = time.time()
-                    if window[0] <= now < window[1]:
-                        entry[0].append((now, int.from_bytes(data[4:8], "big"), entry[1]))
+            count(data)
             return True
 
         async def shortcut_when_connected() -> None:

@@ -98,6 +98,7 @@ class FastPath:
         self._history: list[bytes | None] = [None] * _HISTORY
         self.packets = 0
         self.octets = 0
+        self.retransmitted = 0
 
     @property
     def broken(self) -> bool:
@@ -243,3 +244,4 @@ class FastPath:
             raw = packet.serialize(self._ext_map)
         if self._ready and self._sendto is not None:
             self._sendto(self._srtp.protect(raw), self._addr)
+            self.retransmitted += 1

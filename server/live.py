@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -209,23 +209,22 @@ class LiveRegistry:
         if room is None or conn.closed.is_set():
             return
         await self._announce_slots(conn.session_id, room.join(conn.participant.id, conn.peer))
-        # What a newcomer missed: the others' switches, and who speaks.
+        # What a newcomer missed: the others' switches.
         for other in self.connections(conn.session_id):
-            if other is not conn and other.media_state is not None and not conn.ws.closed:
-                try:
-                    await conn.ws.send_json({"type": "media_state",
-                                             "participant_id": other.participant.id,
-                                             **other.media_state})
-                except ConnectionError:
-                    pass
+            if other is not conn and other.media_state is not None:
+                await _send([conn], {"type": "media_state",
+                                     "participant_id": other.participant.id,
+                                     **other.media_state})
 
     async def broadcast(self, session_id: str, message: dict[str, Any]) -> None:
-        for conn in self.connections(session_id):
-            if not conn.ws.closed:
-                try:
-                    await conn.ws.send_json(message)
-                except ConnectionError:
-                    pass
+        await _send(self.connections(session_id), message)
+
+    def _notice(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` (a record or a message) from a synchronous callback on the packet
+        path; kept referenced until done."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
 
     async def set_muted(self, by: Connection, target_id: str, kind: str, muted: bool) -> bool:
         """``by`` (a chair or secretary) stops or resumes forwarding ``target_id``'s
@@ -266,13 +265,9 @@ class LiveRegistry:
                          dossier_id=by.dossier_id, session_id=by.session_id,
                          participant_id=target_id)
             await s.commit()
-        if not target.ws.closed:
-            try:
-                await target.ws.send_json({"type": "removed",
-                                           "by": {"id": by.participant.id,
-                                                  "name": public_name(by.participant)}})
-            except ConnectionError:
-                pass
+        await _send([target], {"type": "removed",
+                               "by": {"id": by.participant.id,
+                                      "name": public_name(by.participant)}})
         await self.close(target, "removed")
         return True
 
@@ -280,11 +275,7 @@ class LiveRegistry:
                         reason: Reason | None) -> None:
         """The server's camera check changed its mind about ``conn`` (on the packet
         path): record it with the server's time and tell the hosts and the participant."""
-        task = asyncio.get_running_loop().create_task(
-            self._record_camera(conn, at, on, reason)
-        )
-        self._notices.add(task)
-        task.add_done_callback(self._notices.discard)
+        self._notice(self._record_camera(conn, at, on, reason))
 
     async def _record_camera(self, conn: Connection, at: float, on: bool,
                              reason: Reason | None) -> None:
@@ -298,20 +289,12 @@ class LiveRegistry:
             await s.commit()
         message = {"type": "camera", "participant_id": conn.participant.id, "on": on,
                    "reason": None if reason is None else reason.value}
-        for other in self.connections(conn.session_id):
-            if (other.host or other is conn) and not other.ws.closed:
-                try:
-                    await other.ws.send_json(message)
-                except ConnectionError:
-                    pass
+        await _send([c for c in self.connections(conn.session_id) if c.host or c is conn],
+                    message)
 
     def _speaker_changed(self, session_id: str, member: str | None) -> None:
         """The room's active speaker changed (called on the packet path): tell everyone."""
-        task = asyncio.get_running_loop().create_task(
-            self.broadcast(session_id, {"type": "speaker", "participant_id": member})
-        )
-        self._notices.add(task)
-        task.add_done_callback(self._notices.discard)
+        self._notice(self.broadcast(session_id, {"type": "speaker", "participant_id": member}))
 
     async def set_media_state(self, conn: Connection, *, audio: bool, video: bool) -> None:
         """``conn``'s page says its microphone / camera is on or off: the others are
@@ -329,13 +312,8 @@ class LiveRegistry:
                              participant_id=conn.participant.id,
                              data={"microphone": audio, "camera": video, "declared_by": "page"})
                 await s.commit()
-        for other in self.connections(conn.session_id):
-            if other is not conn and not other.ws.closed:
-                try:
-                    await other.ws.send_json({"type": "media_state",
-                                              "participant_id": conn.participant.id, **state})
-                except ConnectionError:
-                    pass
+        await _send([c for c in self.connections(conn.session_id) if c is not conn],
+                    {"type": "media_state", "participant_id": conn.participant.id, **state})
 
     async def set_sharing(self, conn: Connection, sharing: bool) -> None:
         """``conn`` started or stopped sharing its screen: the others are shown it (the
@@ -415,12 +393,8 @@ class LiveRegistry:
                    "waiting": [w.describe() for w in self.lobby.waiting(session_id)]}
         if to is not None and not message["waiting"]:
             return
-        for conn in [to] if to is not None else self.connections(session_id):
-            if conn.host and not conn.ws.closed:
-                try:
-                    await conn.ws.send_json(message)
-                except ConnectionError:
-                    pass
+        targets = [to] if to is not None else self.connections(session_id)
+        await _send([c for c in targets if c.host], message)
 
     async def _announce_slots(self, session_id: str, members: set[str]) -> None:
         """Tell each of ``members`` which participant each of its receive slots shows."""
@@ -442,10 +416,7 @@ class LiveRegistry:
                         "role": source.participant.role,
                     },
                 })
-            try:
-                await conn.ws.send_json({"type": "slots", "slots": slots})
-            except ConnectionError:
-                pass
+            await _send([conn], {"type": "slots", "slots": slots})
 
     async def _finish(self, conn: Connection, reason: str) -> None:
         await self._record_departure(conn, reason)
@@ -519,12 +490,7 @@ class LiveRegistry:
         async with self.lock(session_id):
             conns = self.connections(session_id)
             self.lobby.end(session_id)
-        for conn in conns:
-            if not conn.ws.closed:
-                try:
-                    await conn.ws.send_json({"type": "session_ended"})
-                except ConnectionError:
-                    pass
+        await _send(conns, {"type": "session_ended"})
         await asyncio.gather(*(self.close(c, "session_ended") for c in conns))
         await self._settle_lost(session_id)
 
@@ -541,3 +507,14 @@ class LiveRegistry:
 
 def _since(at: datetime) -> float:
     return round((utcnow() - at).total_seconds(), 3)
+
+
+async def _send(conns: Iterable[Connection], message: dict[str, Any]) -> None:
+    """Send ``message`` to each of ``conns`` still connected; one that vanished meanwhile
+    is skipped (its own handler closes it)."""
+    for conn in conns:
+        if not conn.ws.closed:
+            try:
+                await conn.ws.send_json(message)
+            except ConnectionError:
+                pass

@@ -61,10 +61,11 @@ async def test_every_path_delivers_every_stream(tmp_path: Path, fast: bool, work
                 sender = fast_path._sender
                 assert sender._RTCRtpSender__packet_count == fast_path.packets  # type: ignore[attr-defined]
                 assert sender._retransmit == fast_path.retransmit
-                before = fast_path.packets
-                await fast_path.retransmit((fast_path._seq - 1) & 0xFFFF)
-                await fast_path.retransmit((fast_path._seq + 1000) & 0xFFFF)  # unknown: ignored
-                assert fast_path.packets >= before
+                before = fast_path.retransmitted  # real NACKs may have come meanwhile
+                await fast_path.retransmit((fast_path._seq - 1) & 0xFFFF)  # just sent: kept
+                assert fast_path.retransmitted == before + 1
+                await fast_path.retransmit((fast_path._seq + 1000) & 0xFFFF)  # never sent
+                assert fast_path.retransmitted == before + 1
         finally:
             await close_all(clients)
 

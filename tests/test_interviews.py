@@ -17,6 +17,7 @@ from server.models import utcnow
 from server.state import TRANSCRIPTION
 from tests.conftest import Running, make_settings, start_app
 from tests.mediaclient import accept_answer, make_offer
+from tests.test_signalling import next_message
 
 
 async def interview(r: Running, start_in: timedelta, length: timedelta | None) -> str:
@@ -117,7 +118,7 @@ async def test_pseudonym_is_what_others_and_the_transcript_see(tmp_path: Path) -
             welcome = await ws.receive_json()
             if p is student:
                 assert welcome["type"] == "waiting", welcome
-                lobby = await _next(sockets[0], "lobby")
+                lobby = await next_message(sockets[0], "lobby")
                 assert lobby["waiting"] == [{"id": student["id"], "name": "SV-03",
                                              "role": "interviewee", "since": ANY}]
                 await sockets[0].send_json({"type": "admit", "participant_id": student["id"]})
@@ -126,7 +127,7 @@ async def test_pseudonym_is_what_others_and_the_transcript_see(tmp_path: Path) -
             assert welcome["participant"]["controls"] == (p is reviewer)
             pc = await make_offer(receive_slots=welcome["receive_slots"] and 1)
             await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
-            answer = await _next(ws, "answer")
+            answer = await next_message(ws, "answer")
             await accept_answer(pc, answer["sdp"])
             sockets.append(ws)
             peers.append(pc)
@@ -156,13 +157,3 @@ async def test_pseudonym_is_what_others_and_the_transcript_see(tmp_path: Path) -
         me = next(p for p in people if p["id"] == student["id"])
         assert (me["name"], me["pseudonym"]) == ("Hoàng Thị Thật", "SV-03")
         assert me["admitted_at"] is not None
-
-
-async def _next(ws: Any, kind: str) -> dict[str, Any]:
-    """The next message of type ``kind`` on ``ws`` (others skipped), within 10 s."""
-    deadline = asyncio.get_running_loop().time() + 10
-    while True:
-        data: dict[str, Any] = await ws.receive_json(
-            timeout=max(0.1, deadline - asyncio.get_running_loop().time()))
-        if data["type"] == kind:
-            return data

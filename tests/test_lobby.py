@@ -32,6 +32,7 @@ from tests.test_signalling import (
     invite,
     joined,
     new_session,
+    next_message,
     recv_json,
 )
 
@@ -52,15 +53,6 @@ def test_who_waits(admission: Admission, kind: SessionKind, role: ParticipantRol
     # Once admitted, never again (a reconnect, a restart).
     person.admitted_at = utcnow()
     assert not must_wait(session, person)
-
-
-async def next_of(ws: ClientWebSocketResponse, kind: str) -> dict[str, Any]:
-    """The next message of type ``kind`` (others skipped)."""
-    deadline = time.monotonic() + 10
-    while True:
-        msg = await recv_json(ws, within=max(0.1, deadline - time.monotonic()))
-        if msg["type"] == kind:
-            return msg
 
 
 async def lobby_shows(ws: ClientWebSocketResponse, ids: list[str]) -> dict[str, Any]:
@@ -107,7 +99,7 @@ async def test_guest_waits_until_the_chair_admits(running_db: Running) -> None:
     await lobby_shows(chair_ws, [])
     # Admitting someone no longer waiting is refused, not an error.
     await chair_ws.send_json({"type": "admit", "participant_id": guest.id})
-    assert (await next_of(chair_ws, "denied"))["code"] == "participant.not_waiting"
+    assert (await next_message(chair_ws, "denied"))["code"] == "participant.not_waiting"
 
     # Admitted once: a reconnect enters directly.
     await guest_ws.close()
@@ -162,7 +154,7 @@ async def test_turned_away_leaving_and_ending(running_db: Running) -> None:
     # The session ends: whoever still waits is told so.
     await r.api("POST", f"/api/sessions/{sid}/end")
     await expect_error(member_ws, "session.ended", 4409)
-    assert (await next_of(secretary_ws, "session_ended"))["type"] == "session_ended"
+    assert (await next_message(secretary_ws, "session_ended"))["type"] == "session_ended"
 
     kinds = [(e["kind"], e["participant_id"]) for e in await audit(r, sid)
              if e["kind"].startswith("participant.") and e["kind"] != "participant.invited"]

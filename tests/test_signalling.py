@@ -92,6 +92,16 @@ async def recv_json(ws: ClientWebSocketResponse, within: float = 10.0,
             return data
 
 
+async def next_message(ws: ClientWebSocketResponse, kind: str, within: float = 10.0
+                       ) -> dict[str, Any]:
+    """The next message of type ``kind`` (others passed over), within ``within`` s."""
+    deadline = time.monotonic() + within
+    while True:
+        msg = await recv_json(ws, within=max(0.1, deadline - time.monotonic()))
+        if msg["type"] == kind:
+            return msg
+
+
 async def expect_closed(ws: ClientWebSocketResponse, close_code: int) -> None:
     msg = await ws.receive(timeout=15)
     while msg.type == WSMsgType.TEXT and json.loads(msg.data).get("type") in NOTICES:
