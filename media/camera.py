@@ -38,6 +38,7 @@ class Reason(enum.StrEnum):
     FROZEN = "frozen"
     UNDECODABLE = "undecodable"
     TOO_LARGE = "too_large"
+    NO_FACE = "no_face"  # the optional face check found nobody in front of the camera
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,11 @@ def frozen(a: Sample, b: Sample, *, threshold: float = 0.6) -> bool:
 class CameraState:
     """The camera state of one participant (see the module doc for the reasons).
 
-    ``changes`` lists (time, on, reason) transitions, the first one included."""
+    ``changes`` lists (time, on, reason) transitions, the first one included. A
+    transition's time is when the evidence for it was taken, not when it was decided:
+    ``no_frames`` counts from the last frame received, a sampled state from the arrival
+    of the key frame that showed it, ``frozen`` from the first sample of the unchanged
+    picture (never earlier than the previous transition)."""
 
     def __init__(self, now: float, *, stale_s: float = 2.0, frozen_s: float = 20.0,
                  has_video: bool = True) -> None:
@@ -109,16 +114,20 @@ class CameraState:
         self._same_since: float | None = None
         self._last_sample_at = now
         self._sample_problem: Reason | None = None
+        self._sample_taken_at = now
 
     def frame(self, now: float) -> None:
         """A video frame arrived (any frame, key or not)."""
         self._has_video = True
         self._last_frame = now
 
-    def sample(self, now: float, sample: Sample | None, problem: Reason | None = None
-               ) -> None:
-        """An analysed key frame (or the reason it could not be analysed)."""
+    def sample(self, now: float, sample: Sample | None, problem: Reason | None = None,
+               taken_at: float | None = None) -> None:
+        """An analysed key frame (or the reason it could not be analysed); ``taken_at``
+        is when that frame arrived (default ``now``)."""
+        taken = now if taken_at is None else taken_at
         self._sample_problem = problem
+        self._sample_taken_at = taken
         if sample is None:
             return
         previous = self._last_sample
@@ -128,7 +137,7 @@ class CameraState:
         else:
             self._same_since = None
         self._last_sample = sample
-        self._last_sample_at = now
+        self._last_sample_at = taken
 
     def update(self, now: float) -> bool:
         """Re-decide at ``now``; True if the state changed (see :attr:`changes`)."""
@@ -137,8 +146,18 @@ class CameraState:
         if on == self.on and reason == self.reason:
             return False
         self.on, self.reason = on, reason
-        self.changes.append((now, on, reason))
+        self.changes.append((max(self.changes[-1][0], self._evidence_time(now, reason)),
+                             on, reason))
         return True
+
+    def _evidence_time(self, now: float, reason: Reason | None) -> float:
+        if reason == Reason.NO_FRAMES and self._last_frame is not None:
+            return self._last_frame
+        if reason == Reason.FROZEN and self._same_since is not None:
+            return self._same_since
+        if reason in (None, Reason.BLACK, Reason.UNDECODABLE, Reason.TOO_LARGE):
+            return min(now, self._sample_taken_at)
+        return now
 
     def _reason(self, now: float) -> Reason | None:
         if not self._has_video:

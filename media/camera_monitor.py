@@ -68,10 +68,20 @@ class CameraMonitor:
         if self._sample_due and not self._decoding and is_keyframe(frame.data):
             self._sample_due = False
             self._decoding = True
+            taken_at = time.monotonic()
             task = asyncio.get_running_loop().run_in_executor(None, _analyse, frame.data)
-            task.add_done_callback(self._analysed)
+            task.add_done_callback(lambda done: self._analysed(done, taken_at))
 
-    def _analysed(self, done: asyncio.Future[tuple[Sample | None, Reason | None]]) -> None:
+    def sample_soon(self) -> None:
+        """Look at the next key frame, asking for one now (e.g. the page says the camera
+        was switched: the server checks for itself rather than believing it)."""
+        if not self._closed:
+            self._last_request = time.monotonic()
+            self._sample_due = True
+            self._request_keyframe()
+
+    def _analysed(self, done: asyncio.Future[tuple[Sample | None, Reason | None]],
+                  taken_at: float) -> None:
         self._decoding = False
         if self._closed or done.cancelled():
             return
@@ -79,7 +89,7 @@ class CameraMonitor:
         now = time.monotonic()
         self._last_sample_at = now
         self.samples += 1
-        self.state.sample(now, sample, problem)
+        self.state.sample(now, sample, problem, taken_at=taken_at)
         self._update(now)
 
     async def _run(self) -> None:
@@ -96,7 +106,10 @@ class CameraMonitor:
 
     def _update(self, now: float) -> None:
         if self.state.update(now):
-            self._on_change(time.time(), self.state.on, self.state.reason)
+            at = self.state.changes[-1][0]
+            # The transition's monotonic time on the wall clock.
+            self._on_change(time.time() - (time.monotonic() - at), self.state.on,
+                            self.state.reason)
 
     async def close(self) -> None:
         self._closed = True

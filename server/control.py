@@ -7,11 +7,17 @@ disconnected, their recordings are stored, and the transcription is queued.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from aiohttp import web
 
-from server import audit
+from server import audit, reports
 from server.models import MeetingSession, SessionStatus, plausible_id, utcnow
-from server.state import DB, LIVE, SETTINGS, TRANSCRIPTION
+from server.state import DB, LIVE, SETTINGS, STORE, TRANSCRIPTION
+from storage import StorageError
+
+log = logging.getLogger(__name__)
 
 
 class SessionStateError(Exception):
@@ -38,11 +44,32 @@ async def end_session(app: web.Application, session_id: str, actor: str) -> Meet
         m.started_at = m.started_at or m.ended_at
         audit.record(s, "session.ended", actor=actor, dossier_id=m.dossier_id, session_id=m.id)
         await s.commit()
-    # Joins are refused from here on (status ended); close the live connections.
-    await app[LIVE].end_session(session_id)
-    if app[SETTINGS].transcribe_on_end:
-        await app[TRANSCRIPTION].enqueue(session_id)
+    # Joins are refused from here on (status ended); close the live connections. The rest
+    # must not be lost if the caller is cancelled: a chair ending the meeting closes its
+    # own socket, and aiohttp may then cancel its handler.
+    await asyncio.shield(asyncio.get_running_loop().create_task(_after_end(app, session_id)))
     async with app[DB].session() as s:
         ended = await s.get(MeetingSession, session_id)
         assert ended is not None
         return ended
+
+
+async def _after_end(app: web.Application, session_id: str) -> None:
+    await app[LIVE].end_session(session_id)
+    await _keep_attendance(app, session_id)
+    if app[SETTINGS].transcribe_on_end:
+        await app[TRANSCRIPTION].enqueue(session_id)
+
+
+async def _keep_attendance(app: web.Application, session_id: str) -> None:
+    """Store the attendance report of the session just ended; a store that fails is
+    recorded (the report can still be made from the audit log at any time)."""
+    try:
+        await reports.store_attendance(app[DB], app[STORE], session_id,
+                                       app[SETTINGS].ui_language)
+    except StorageError as exc:
+        log.warning("attendance report of %s not stored: %s", session_id, exc)
+        async with app[DB].session() as s:
+            audit.record(s, "report.store_failed", session_id=session_id,
+                         data={"kind": "attendance", "error": str(exc)})
+            await s.commit()

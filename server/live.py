@@ -23,6 +23,7 @@ from media.peer import ParticipantPeer
 from media.room import Room, source_member
 from media.sendworker import SendWorkers
 from server import audit
+from server.camera_rule import CameraRule
 from server.database import Database
 from server.lobby import Decision, Lobby, Waiting
 from server.models import Participant, new_id, public_name, utcnow
@@ -60,6 +61,7 @@ class Connection:
     peer: ParticipantPeer
     opened_at: datetime
     host: bool = False  # runs the meeting: may admit, mute, remove, end it
+    camera_required: bool = False  # held to the session's camera rule
     media_state: dict[str, bool] | None = None  # microphone/camera, as the page says
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -78,6 +80,7 @@ class LiveRegistry:
         self._lost: dict[tuple[str, str], _Lost] = {}
         self._finishing: set[asyncio.Task[None]] = set()
         self._notices: set[asyncio.Task[None]] = set()  # messages sent from sync callbacks
+        self.camera_rule = CameraRule(db, self)  # camera-on rule, quorum, roll call
 
     def lock(self, session_id: str) -> asyncio.Lock:
         """Serialises joins with the session's end, so none slips in after it."""
@@ -95,6 +98,7 @@ class LiveRegistry:
         ws: web.WebSocketResponse,
         on_state: Callable[[Connection, str], None],
         host: bool = False,
+        camera_required: bool = False,
     ) -> Connection:
         """Register a new connection; an older one of the same participant is closed
         first (a second tab or a reconnect replaces the first).
@@ -104,7 +108,8 @@ class LiveRegistry:
         recorded without its leave.
         """
         task = asyncio.get_running_loop().create_task(
-            self._open(session_id, dossier_id, participant, ws, on_state, host)
+            self._open(session_id, dossier_id, participant, ws, on_state, host,
+                       camera_required)
         )
         try:
             return await asyncio.shield(task)
@@ -121,6 +126,7 @@ class LiveRegistry:
         ws: web.WebSocketResponse,
         on_state: Callable[[Connection, str], None],
         host: bool,
+        camera_required: bool,
     ) -> Connection:
         old = self._sessions.get(session_id, {}).get(participant.id)
         if old is not None:
@@ -164,9 +170,11 @@ class LiveRegistry:
             peer=peer,
             opened_at=utcnow(),
             host=host,
+            camera_required=camera_required,
         )
         holder.append(conn)
         self._sessions.setdefault(session_id, {})[participant.id] = conn
+        await self.camera_rule.connected(conn)
         lost = self._lost.pop((session_id, participant.id), None)
         if lost is not None and lost.timer is not None:
             lost.timer.cancel()
@@ -218,6 +226,10 @@ class LiveRegistry:
 
     async def broadcast(self, session_id: str, message: dict[str, Any]) -> None:
         await _send(self.connections(session_id), message)
+
+    async def send(self, conns: Iterable[Connection], message: dict[str, Any]) -> None:
+        """Send ``message`` to each of ``conns`` still connected."""
+        await _send(conns, message)
 
     def _notice(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` (a record or a message) from a synchronous callback on the packet
@@ -275,6 +287,7 @@ class LiveRegistry:
                         reason: Reason | None) -> None:
         """The server's camera check changed its mind about ``conn`` (on the packet
         path): record it with the server's time and tell the hosts and the participant."""
+        self.camera_rule.camera(conn, at, on, None if reason is None else reason.value)
         self._notice(self._record_camera(conn, at, on, reason))
 
     async def _record_camera(self, conn: Connection, at: float, on: bool,
@@ -304,6 +317,9 @@ class LiveRegistry:
         if conn.media_state == state:
             return
         first = conn.media_state is None
+        if not first and conn.media_state is not None and (
+                conn.media_state["video"] != video) and conn.peer.camera is not None:
+            conn.peer.camera.sample_soon()  # a hint: the server looks for itself
         conn.media_state = state
         if not (first and audio and video):  # joining with both on is the normal case
             async with self._db.session() as s:
@@ -373,6 +389,8 @@ class LiveRegistry:
                 if row is not None and row.admitted_at is None:
                     row.admitted_at, row.admitted_by = utcnow(), actor
                 await s.commit()
+        if admit:
+            self.camera_rule.release(by.session_id, target_id)
         decision = Decision.ADMITTED if admit else Decision.DENIED
         event = "participant.admitted" if admit else "participant.denied"
         waiting = self.lobby.decide(by.session_id, target_id, decision, actor)
@@ -419,6 +437,7 @@ class LiveRegistry:
             await _send([conn], {"type": "slots", "slots": slots})
 
     async def _finish(self, conn: Connection, reason: str) -> None:
+        self.camera_rule.disconnected(conn)
         await self._record_departure(conn, reason)
         room = self._rooms.get(conn.session_id)
         if room is not None:
@@ -493,6 +512,7 @@ class LiveRegistry:
         await _send(conns, {"type": "session_ended"})
         await asyncio.gather(*(self.close(c, "session_ended") for c in conns))
         await self._settle_lost(session_id)
+        await self.camera_rule.stop(session_id)
 
     async def shutdown(self) -> None:
         conns = [c for by in self._sessions.values() for c in by.values()]
@@ -502,6 +522,7 @@ class LiveRegistry:
         # Closes whose callers were cancelled are still storing: let them finish.
         await asyncio.gather(*self._finishing, return_exceptions=True)
         await self._settle_lost(None)
+        await self.camera_rule.stop(None)
         await asyncio.to_thread(self._workers.close)
 
 

@@ -97,6 +97,9 @@ class ParticipantRole(enum.StrEnum):
     INTERVIEWEE = "interviewee"
     INSTITUTION_REP = "institution_rep"
     OBSERVER = "observer"
+    # The meeting room of a hybrid session, joining as one participant for the people
+    # present there (who are recorded by the secretary's roll call, not by this link).
+    ROOM = "room"
 
 
 # Council members must keep the camera on for the whole meeting (MOET letter 001).
@@ -221,6 +224,8 @@ class MeetingSession(Base):
     scheduled_at: Mapped[datetime | None] = mapped_column(default=None)
     scheduled_end_at: Mapped[datetime | None] = mapped_column(default=None)
     admission: Mapped[str] = mapped_column(String(20), default=Admission.INVITED)
+    # Camera and quorum rules (server.session_policy), resolved when the session is made.
+    policy: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -309,6 +314,23 @@ class TranscriptSegment(Base):
     start_s: Mapped[float] = mapped_column(Float)
     end_s: Mapped[float] = mapped_column(Float)
     text: Mapped[str] = mapped_column(Text)
+
+
+class SessionReport(Base):
+    """A document made from a session's record (e.g. the attendance report), stored in
+    the object store when the session ends. Write-once: a later report is a new row."""
+
+    __tablename__ = "session_reports"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))  # attendance
+    format: Mapped[str] = mapped_column(String(10))  # json | csv | pdf
+    language: Mapped[str] = mapped_column(String(5))
+    object_key: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditEvent(Base):

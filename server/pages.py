@@ -18,12 +18,12 @@ from server import jointoken, joinwindow
 from server.api.join import CONSENT_KEYS
 from server.i18n import LANGUAGES, for_language, normalise_language, t
 from server.models import (
-    CAMERA_REQUIRED_ROLES,
     MeetingSession,
     Participant,
     SessionStatus,
     utcnow,
 )
+from server.session_policy import session_policy
 from server.state import DB, SECRET, SETTINGS
 
 LANG_COOKIE = "hoidong_lang"
@@ -108,7 +108,7 @@ async def join_page(request: web.Request) -> web.Response:
         session=session,
         participant=participant,
         role_label=t(f"role.{participant.role}", lang),
-        camera_required=participant.role in CAMERA_REQUIRED_ROLES,
+        camera_required=session_policy(session).camera_required(participant.role),
         consent_keys=CONSENT_KEYS,
         consented=participant.consent_at is not None,
     )

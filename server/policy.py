@@ -28,6 +28,8 @@ POLICY: dict[str, frozenset[StaffRole]] = {
     "recording.read": frozenset({A, S, C, R}),
     "transcript.read": ALL_STAFF,
     "audit.read": frozenset({A, S, R}),
+    # The attendance report: the chair, the secretary and the archivist (Issue 4).
+    "attendance.read": frozenset({A, S, C, R}),
 }
 
 

@@ -18,6 +18,7 @@ client → server
   ``mute``   {participant_id, kind?, muted}  stop/resume forwarding someone's audio
   ``remove`` {participant_id}     remove someone from the meeting (no rejoin)
   ``end_session`` {}              end the session for everyone
+  ``room_presence`` {participant_id, present}  roll call: in the meeting room (hybrid)
 server → client
   ``waiting`` {session}                in the lobby until a host admits (then ``welcome``);
                                        only ``ping`` and ``leave`` are accepted meanwhile
@@ -32,6 +33,14 @@ server → client
   ``media_state`` {participant_id, audio, video}  someone's switches, as their page said
   ``speaker`` {participant_id}                   the active speaker (null: nobody), from
                                                  the audio levels senders put on packets
+  ``camera_warning`` {reason, off_since, escalation_in_s}  your camera has been off too
+                                       long (the server's own check); ``camera_non_compliant``
+                                       {reason, since, to_lobby}; ``camera_ok`` {} it is back
+  ``moved_to_lobby`` {}                the camera rule sent you back to the lobby (closed)
+  ``panel`` {participants, quorum}     to hosts, every second: camera state, time on
+                                       camera, warnings, in-room, the live quorum
+  ``alert`` {kind, participant, reason}  to hosts: a warning, non-compliance, camera back
+  ``quorum`` {met, present, needed}    to hosts: the quorum changed
   ``pong`` {}, ``session_ended`` {}, ``bye`` {}
   ``error``   {code, message: {vi, en}} followed by a close with code 4400-4409
 
@@ -57,7 +66,6 @@ from server.ice import ice_servers
 from server.live import Connection
 from server.lobby import Decision
 from server.models import (
-    CAMERA_REQUIRED_ROLES,
     MeetingSession,
     Participant,
     SessionStatus,
@@ -65,6 +73,7 @@ from server.models import (
     must_wait,
     utcnow,
 )
+from server.session_policy import session_policy
 from server.state import DB, LIVE, SECRET, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -153,30 +162,37 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
     live = request.app[LIVE]
     async with live.lock(claims.session_id):
         participant, session = await _check_entry(request, claims)
-    if must_wait(session, participant):
+    if must_wait(session, participant) or live.camera_rule.held(session.id, participant.id):
         await _wait_in_lobby(request, ws, session, participant)
     async with live.lock(claims.session_id):
         # Checked again: while they waited the session may have ended, or they were removed.
         participant, session = await _check_entry(request, claims)
         host = is_host(session.kind, participant.role)
+        policy = session_policy(session)
         conn = await live.open(
             session_id=session.id, dossier_id=session.dossier_id, participant=participant,
             ws=ws, on_state=lambda c, state: _peer_state(request, c, state), host=host,
+            camera_required=policy.camera_required(participant.role),
         )
     try:
         await ws.send_json({
             "type": "welcome",
             "participant": {"id": participant.id, "name": participant.name,
                             "role": participant.role,
-                            "camera_required": participant.role in CAMERA_REQUIRED_ROLES,
+                            "camera_required": conn.camera_required,
                             "controls": host},
-            "session": {"id": session.id, "title": session.title, "status": session.status},
+            "session": {"id": session.id, "title": session.title, "status": session.status,
+                        "mode": session.mode},
+            "camera_rule": {"grace_s": policy.camera_grace_s,
+                            "escalation_s": policy.camera_escalation_s,
+                            "to_lobby": policy.camera_to_lobby},
             # How many others the client prepares to receive (one slot per kind each).
             "receive_slots": request.app[SETTINGS].max_participants - 1,
             "ice_servers": ice_servers(request.app[SETTINGS], participant.id, time.time()),
         })
         if host:
             await live.announce_lobby(session.id, to=conn)
+            await live.camera_rule.send_panel(session.id, to=conn)
     except BaseException:
         # Gone before the welcome: the caller never sees this connection, so end it here.
         await live.close(conn, "disconnected")
@@ -294,7 +310,7 @@ async def _serve(request: web.Request, ws: web.WebSocketResponse, conn: Connecti
     return "session_ended" if conn.closed.is_set() else "disconnected"
 
 
-CONTROLS = frozenset({"mute", "remove", "end_session", "admit", "deny"})
+CONTROLS = frozenset({"mute", "remove", "end_session", "admit", "deny", "room_presence"})
 
 
 async def _control(
@@ -312,6 +328,15 @@ async def _control(
     target = data.get("participant_id")
     if not isinstance(target, str):
         raise SignalError("signal.malformed")
+    if kind == "room_presence":
+        present = data.get("present")
+        if not isinstance(present, bool):
+            raise SignalError("signal.malformed")
+        if not await live.camera_rule.set_in_room(conn.session_id, target, present,
+                                                  f"participant:{conn.participant.id}"):
+            await conn.ws.send_json({"type": "denied", "code": "participant.not_found",
+                                     "message": both("participant.not_found")})
+        return False
     if kind in ("admit", "deny"):
         if not await live.admit(conn, target, admit=kind == "admit"):
             await conn.ws.send_json({"type": "denied", "code": "participant.not_waiting",
@@ -354,7 +379,7 @@ async def _answer(conn: Connection, sdp: object, screen: object) -> str:
     screen_send, screen_receive = _screen_mids(screen)
     try:
         parsed = check_offer(sdp)
-        if conn.participant.role in CAMERA_REQUIRED_ROLES and not any(
+        if conn.camera_required and not any(
             m.kind == "video" and m.direction in ("sendrecv", "sendonly")
             and m.rtp.muxId != screen_send
             for m in parsed.media

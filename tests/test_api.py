@@ -261,13 +261,21 @@ async def test_full_flow_with_bearer_token(running_db: Running) -> None:
     events = await r.api("GET", f"/api/sessions/{sid}/audit")
     kinds = [e["kind"] for e in events]
     assert kinds == (["session.created"] + ["participant.invited"] * len(invited)
-                     + ["session.started", "participant.invited", "session.ended"]), kinds
+                     + ["session.started", "participant.invited", "session.ended",
+                        "report.stored"]), kinds
     assert [e["id"] for e in events] == sorted(e["id"] for e in events)
     admin_actor = events[0]["actor"]
     assert admin_actor.startswith("user:")
-    assert all(e["actor"] == admin_actor and e["session_id"] == sid for e in events)
-    assert events[0]["data"] == {"kind": "council_meeting", "title": "Phiên council_meeting",
-                                 "language": "vi", "admission": "invited"}
+    assert all(e["actor"] == admin_actor and e["session_id"] == sid for e in events
+               if e["kind"] != "report.stored")
+    assert events[-1]["actor"] == "system"  # the server stored the attendance report
+    created = events[0]["data"]
+    assert created == {"kind": "council_meeting", "title": "Phiên council_meeting",
+                       "language": "vi", "admission": "invited", "mode": "hybrid",
+                       "policy": created["policy"]}
+    # The rules the session is held under, resolved when it was made (council defaults).
+    assert created["policy"]["camera_required_roles"] == ["chair", "member", "secretary"]
+    assert created["policy"]["quorum_needs_chair"] is True
 
 
 # -- cookie login ---------------------------------------------------------------------
@@ -389,6 +397,7 @@ async def test_access_policy_matches_the_table(running: Running) -> None:
         "recording.read": ("GET", f"/api/sessions/{sid}/recordings", None, 200),
         "transcript.read": ("GET", f"/api/sessions/{sid}/transcript", None, 200),
         "audit.read": ("GET", f"/api/sessions/{sid}/audit", None, 200),
+        "attendance.read": ("GET", f"/api/sessions/{sid}/attendance", None, 200),
     }
     assert set(actions) == set(POLICY), "every policy action needs a row here"
     seen: dict[tuple[str, str], bool] = {}
@@ -571,6 +580,11 @@ async def test_unknown_and_absurd_ids_are_404(running_db: Running) -> None:
         ("GET", "/api/sessions/{id}/transcript.vtt", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/transcript.json", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/audit", None, "session.not_found"),
+        ("GET", "/api/sessions/{id}/attendance", None, "session.not_found"),
+        ("GET", "/api/sessions/{id}/attendance.csv", None, "session.not_found"),
+        ("GET", "/api/sessions/{id}/attendance.pdf", None, "session.not_found"),
+        ("POST", "/api/sessions/{id}/room", {"participant_id": "x", "present": True},
+         "session.not_found"),
         ("GET", "/api/recordings/{id}/media", None, "recording.not_found"),
     ]
     assert {p for _, p, _, _ in routes} == {

@@ -102,7 +102,9 @@ def test_state_reasons_and_timing() -> None:
         s.update(t)
     assert (s.on, s.reason) == (False, Reason.FROZEN)
     frozen_at = next(at for at, on, why in s.changes if why == Reason.FROZEN)
-    assert 15.0 <= frozen_at <= 17.0  # 10 s after the first of the identical samples
+    # Decided frozen_s after the first of the identical samples, dated from it (the
+    # picture has not changed since), never before the transition that preceded it.
+    assert frozen_at == 5.0 and s.changes[-1][0] == 5.0
     # Undecodable samples are off with that reason; never counted as on.
     s.frame(18.0)
     s.sample(18.0, None, Reason.UNDECODABLE)
@@ -110,6 +112,8 @@ def test_state_reasons_and_timing() -> None:
     assert (s.on, s.reason) == (False, Reason.UNDECODABLE)
     assert [why for _, _, why in s.changes][:4] == [
         Reason.NO_FRAMES, Reason.CHECKING, None, Reason.NO_FRAMES]
+    # No frames counts from the last frame received (1.0), decided stale_s later.
+    assert s.changes[3][0] == 1.0
 
 
 def test_no_video_track() -> None:

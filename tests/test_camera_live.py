@@ -73,8 +73,9 @@ async def test_on_black_and_no_frames_with_their_times(tmp_path: Path) -> None:
             # The track stops: no frames.
             stopped = time.time()
             camera_track(pc).stop()
-            at = await wait_camera(r, sid, member.id, False, "no_frames", after=stopped)
-            assert 1.5 <= at - stopped <= 4.5
+            at = await wait_camera(r, sid, member.id, False, "no_frames", after=stopped - 1)
+            # Decided camera_stale_s later, dated from the last frame the server received.
+            assert -0.5 <= at - stopped <= 0.5
         finally:
             await ws.close()
             await pc.close()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from media.camera import Reason
 from server.api.schemas import DossierIn, SessionIn
 from server.i18n import CATALOGUE_PATH, LANGUAGES, both, catalogue, t
 from server.models import Admission, ParticipantRole, SessionKind, SessionStatus, StaffRole
@@ -107,6 +108,9 @@ def families() -> dict[str, set[str]]:
         "recording.source.": {"microphone", "camera", "screen"},
         "admission.": {a.value for a in Admission},
         "event.": audit_kinds(),
+        "report.camera_reason.": {r.value for r in Reason},
+        "panel.state.": {"warned", "non_compliant"},
+        "alert.": {"camera_warning", "camera_non_compliant", "camera_ok"},
     }
 
 
@@ -233,7 +237,9 @@ def python_keys() -> PyKeys:
                         assert isinstance(kind, ast.Name), f"{where}: audit kind {ast.dump(kind)}"
                         scope = next(p for p in reversed(parents) if isinstance(
                             p, ast.FunctionDef | ast.AsyncFunctionDef))
-                        found = _assigned_strings(scope, kind.id)
+                        # A helper passing kinds through names them in AUDIT_KINDS.
+                        found = (_assigned_strings(scope, kind.id)
+                                 or _assigned_strings(tree, "AUDIT_KINDS"))
                         assert found, f"{where}: cannot tell the audit kinds of {kind.id}"
                         kinds.update(dict.fromkeys(found, where))
                     continue

@@ -75,9 +75,9 @@ async def connect(r: Running) -> ClientWebSocketResponse:
     return await r.client.ws_connect("/ws/join")
 
 
-# Notices the server sends whenever something changes (who speaks, a camera), not in answer to
-# anything: skipped unless a test asks for them.
-NOTICES = frozenset({"speaker", "camera"})
+# Notices the server sends whenever something changes (who speaks, a camera, the hosts'
+# panel), not in answer to anything: skipped unless a test asks for them.
+NOTICES = frozenset({"speaker", "camera", "panel", "alert", "quorum"})
 
 
 async def recv_json(ws: ClientWebSocketResponse, within: float = 10.0,
@@ -97,7 +97,8 @@ async def next_message(ws: ClientWebSocketResponse, kind: str, within: float = 1
     """The next message of type ``kind`` (others passed over), within ``within`` s."""
     deadline = time.monotonic() + within
     while True:
-        msg = await recv_json(ws, within=max(0.1, deadline - time.monotonic()))
+        msg = await recv_json(ws, within=max(0.1, deadline - time.monotonic()),
+                              skip=NOTICES - {kind})
         if msg["type"] == kind:
             return msg
 
@@ -288,7 +289,8 @@ async def test_welcome_and_consent_required(running: Running) -> None:
         "type": "welcome",
         "participant": {"id": observer.id, "name": "Quan sát viên", "role": "observer",
                         "camera_required": False, "controls": False},
-        "session": {"id": sid, "title": "Phiên họp", "status": "scheduled"},
+        "session": {"id": sid, "title": "Phiên họp", "status": "scheduled", "mode": "online"},
+        "camera_rule": {"grace_s": 10.0, "escalation_s": 60.0, "to_lobby": False},
         "receive_slots": r.settings.max_participants - 1,
         "ice_servers": [],
     }

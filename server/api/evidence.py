@@ -5,21 +5,30 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
+from server import reports
 from server.api.framework import ApiRegistry
-from server.api.schemas import AuditEventOut, RecordingOut, TranscriptLine, TranscriptOut
+from server.api.schemas import (
+    AuditEventOut,
+    RecordingOut,
+    RoomPresenceIn,
+    TranscriptLine,
+    TranscriptOut,
+)
 from server.api.staff import get_or_404, session_from_path
 from server.errors import ApiError
-from server.i18n import both
+from server.i18n import both, normalise_language
 from server.models import (
     AuditEvent,
+    MeetingSession,
     Participant,
     Recording,
+    SessionStatus,
     Transcript,
     TranscriptSegment,
     public_name,
 )
 from server.policy import require
-from server.state import DB, STORE
+from server.state import DB, LIVE, SETTINGS, STORE
 from storage import ObjectNotFound
 
 api = ApiRegistry()
@@ -166,3 +175,62 @@ async def list_audit(request: web.Request) -> list[AuditEventOut]:
             select(AuditEvent).where(AuditEvent.session_id == m.id).order_by(AuditEvent.id)
         )).scalars()
         return [AuditEventOut.model_validate(e) for e in rows]
+
+
+# -- attendance -----------------------------------------------------------------------
+
+@api.route("GET", "/api/sessions/{session_id}/attendance", summary="The attendance report "
+           "(JSON; ?lang=vi|en): joins, leaves, gaps, camera-on time, non-compliant "
+           "intervals, in-room presence, quorum. The stored one once the session ended.",
+           response=None, response_content_type="application/json")
+async def attendance_json(request: web.Request) -> web.Response:
+    return await _attendance(request, "json")
+
+
+@api.route("GET", "/api/sessions/{session_id}/attendance.csv", summary="The attendance "
+           "report as CSV (UTF-8)", response=None, response_content_type="text/csv")
+async def attendance_csv(request: web.Request) -> web.Response:
+    return await _attendance(request, "csv")
+
+
+@api.route("GET", "/api/sessions/{session_id}/attendance.pdf", summary="The attendance "
+           "report as PDF (A4, Vietnamese)", response=None,
+           response_content_type="application/pdf")
+async def attendance_pdf(request: web.Request) -> web.Response:
+    return await _attendance(request, "pdf")
+
+
+async def _attendance(request: web.Request, fmt: str) -> web.Response:
+    """An ended session's stored report (with its SHA-256), else one made now."""
+    require(request, "attendance.read")
+    lang = normalise_language(request.query.get("lang"), request.app[SETTINGS].ui_language)
+    async with request.app[DB].session() as s:
+        m = await session_from_path(s, request)
+    headers = {"Content-Disposition": f'attachment; filename="attendance-{m.id}-{lang}.{fmt}"'}
+    stored = await reports.stored_attendance(request.app[DB], m.id, fmt, lang)
+    if stored is not None:
+        data = await request.app[STORE].get_bytes(stored.object_key)
+        headers |= {"X-Content-SHA256": stored.sha256, "X-Report-Id": stored.id}
+    else:
+        report = await reports.build_attendance(request.app[DB], m.id, lang)
+        assert report is not None
+        data = await reports.render(report, fmt)
+    return web.Response(body=data, content_type=reports.FORMATS[fmt],
+                        charset=None if fmt == "pdf" else "utf-8", headers=headers)
+
+
+@api.route("POST", "/api/sessions/{session_id}/room", summary="Roll call of a hybrid "
+           "session: a participant is (no longer) in the meeting room, from now",
+           body=RoomPresenceIn, response=None)
+async def room_presence(request: web.Request, body: RoomPresenceIn) -> web.Response:
+    ident = require(request, "session.control")
+    async with request.app[DB].session() as s:
+        m: MeetingSession = await session_from_path(s, request)
+    if m.mode != "hybrid":
+        raise ApiError(409, "session.not_hybrid")
+    if m.status != SessionStatus.LIVE:
+        raise ApiError(409, "session.not_live")
+    if not await request.app[LIVE].camera_rule.set_in_room(m.id, body.participant_id,
+                                                           body.present, ident.actor):
+        raise ApiError(404, "participant.not_found")
+    return web.json_response({"ok": True})

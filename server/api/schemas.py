@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from server.models import Admission, ParticipantRole, SessionKind
 
@@ -54,6 +54,29 @@ class DossierOut(BaseModel):
     created_at: datetime
 
 
+class PolicyIn(Strict):
+    """A session's camera and quorum rules; what is left out takes the kind's default
+    (council: chair, secretary and members keep the camera on; quorum 2/3 with the
+    chair; other kinds: no quorum rule)."""
+
+    camera_required_roles: list[ParticipantRole] | None = Field(
+        default=None, max_length=20,
+        description="Roles that must keep the camera on (refused without one).")
+    camera_grace_s: float | None = Field(
+        default=None, ge=0, le=3600, description="Seconds a camera may be off before the "
+        "participant is warned (default 10).")
+    camera_escalation_s: float | None = Field(
+        default=None, ge=0, le=36000, description="Seconds after the warning until the off "
+        "interval is marked non-compliant (default 60).")
+    camera_to_lobby: bool | None = Field(
+        default=None, description="Move a non-compliant participant back to the lobby.")
+    quorum_ratio: float | None = Field(
+        default=None, gt=0, le=1, description="Share of the council (or team) that must be "
+        "present with the camera on or in the room; null: no quorum rule.")
+    quorum_needs_chair: bool | None = Field(
+        default=None, description="The chair (team lead) must be present for the quorum.")
+
+
 class SessionIn(Strict):
     kind: SessionKind
     title: Text
@@ -70,6 +93,7 @@ class SessionIn(Strict):
         description="Who waits in the lobby: lobby = everyone but the hosts; invited = "
         "guests (observers, interviewees, institution representatives) only; open = nobody.",
     )
+    policy: PolicyIn | None = Field(default=None, description="Camera and quorum rules.")
 
 
 class SessionOut(BaseModel):
@@ -84,6 +108,7 @@ class SessionOut(BaseModel):
     scheduled_at: datetime | None
     scheduled_end_at: datetime | None
     admission: str
+    policy: dict[str, Any] | None
     started_at: datetime | None
     ended_at: datetime | None
     created_at: datetime
@@ -176,3 +201,9 @@ class ConsentIn(Strict):
 class ConsentOut(BaseModel):
     participant_id: str
     consent_at: datetime
+
+
+class RoomPresenceIn(Strict):
+    participant_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    present: StrictBool = Field(description="In the meeting room from now (true) or no "
+                                "longer.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy import select
@@ -18,13 +18,13 @@ from server.api.schemas import (
     LoginOut,
     ParticipantIn,
     ParticipantOut,
+    PolicyIn,
     SessionIn,
     SessionOut,
     UserOut,
 )
 from server.errors import ApiError
 from server.models import (
-    CAMERA_REQUIRED_ROLES,
     Base,
     Dossier,
     MeetingSession,
@@ -34,6 +34,7 @@ from server.models import (
     utcnow,
 )
 from server.policy import require
+from server.session_policy import resolve, session_policy
 from server.state import DB, SECRET, SETTINGS
 
 api = ApiRegistry()
@@ -125,6 +126,12 @@ async def get_dossier(request: web.Request) -> DossierOut:
 
 # -- sessions -------------------------------------------------------------------------
 
+def session_policy_from(kind: str, given: PolicyIn | None) -> dict[str, Any]:
+    """The stored, fully resolved policy of a new session (defaults of its kind)."""
+    chosen = None if given is None else given.model_dump(mode="json", exclude_unset=True)
+    return resolve(kind, chosen).to_json()
+
+
 @api.route("POST", "/api/dossiers/{dossier_id}/sessions", summary="Create a session",
            body=SessionIn, response=SessionOut, status=201)
 async def create_session(request: web.Request, body: SessionIn) -> SessionOut:
@@ -140,12 +147,13 @@ async def create_session(request: web.Request, body: SessionIn) -> SessionOut:
             dossier_id=d.id, kind=body.kind.value, title=body.title, mode=body.mode,
             language=body.language or settings.default_language, scheduled_at=body.scheduled_at,
             scheduled_end_at=body.scheduled_end_at, admission=body.admission.value,
+            policy=session_policy_from(body.kind.value, body.policy),
         )
         s.add(m)
         await s.flush()
         audit.record(s, "session.created", actor=ident.actor, dossier_id=d.id, session_id=m.id,
                      data={"kind": m.kind, "title": m.title, "language": m.language,
-                           "admission": m.admission})
+                           "admission": m.admission, "mode": m.mode, "policy": m.policy})
         await s.commit()
         return SessionOut.model_validate(m)
 
@@ -202,13 +210,14 @@ async def end_session(request: web.Request) -> SessionOut:
 
 # -- participants ---------------------------------------------------------------------
 
-def participant_out(p: Participant, join_url: str | None = None) -> ParticipantOut:
+def participant_out(p: Participant, session: MeetingSession,
+                    join_url: str | None = None) -> ParticipantOut:
     return ParticipantOut(
         id=p.id, session_id=p.session_id, name=p.name, role=p.role, email=p.email,
         pseudonym=p.pseudonym,
         consent_at=p.consent_at, admitted_at=p.admitted_at, removed_at=p.removed_at,
         join_url=join_url,
-        camera_required=p.role in CAMERA_REQUIRED_ROLES,
+        camera_required=session_policy(session).camera_required(p.role),
     )
 
 
@@ -233,7 +242,7 @@ async def add_participant(request: web.Request, body: ParticipantIn) -> Particip
         request.app[SECRET], session_id=p.session_id, participant_id=p.id, role=p.role,
         now=utcnow(), lifetime=timedelta(hours=settings.join_link_hours),
     )
-    return participant_out(p, f"{settings.resolved_public_url}/join/{p.session_id}/{token}")
+    return participant_out(p, m, f"{settings.resolved_public_url}/join/{p.session_id}/{token}")
 
 
 @api.route("GET", "/api/sessions/{session_id}/participants", summary="List participants",
@@ -246,4 +255,4 @@ async def list_participants(request: web.Request) -> list[ParticipantOut]:
             select(Participant).where(Participant.session_id == m.id)
             .order_by(Participant.created_at)
         )).scalars()
-        return [participant_out(p) for p in rows]
+        return [participant_out(p, m) for p in rows]

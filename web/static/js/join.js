@@ -1,5 +1,5 @@
 // The participant's page: device check, recording consent, then the live connection.
-import { el, errorMessage, lang, t } from "./i18n.js";
+import { el, errorMessage, formatOffset, lang, t } from "./i18n.js";
 
 const $ = (sel) => document.querySelector(sel);
 const cfg = JSON.parse($("#join-config").textContent);
@@ -247,9 +247,95 @@ function renderLobby(waiting) {
   $("#lobby").hidden = waiting.length === 0;
 }
 
+// -- the camera rule: warnings on this page, the hosts' panel ----------------------------
+
+let hybrid = false;  // the session has a meeting room: hosts take its roll call here
+const sounds = { played: 0 };
+
+/** A short two-tone alert (the warning must be heard, not only seen). */
+function beep() {
+  sounds.played += 1;
+  try {
+    const ctx = new AudioContext();
+    for (const [i, freq] of [880, 660].entries()) {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.frequency.value = freq;
+      gain.gain.value = 0.15;
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(ctx.currentTime + i * 0.25);
+      osc.stop(ctx.currentTime + i * 0.25 + 0.2);
+    }
+    setTimeout(() => ctx.close(), 1000);
+  } catch (err) { /* no audio output: the message stays on screen */ }
+}
+
+function reasonText(reason) { return t("report.camera_reason." + (reason || "checking")); }
+
+/** The server says this participant's camera has been off too long (or is back). */
+function showCameraWarning(level, msg) {
+  const box = $("#camera-warning");
+  box.dataset.level = level;
+  if (level === "ok") {
+    box.textContent = t("camera.back_on");
+    setTimeout(() => { if (box.dataset.level === "ok") box.hidden = true; }, 4000);
+  } else if (level === "warning") {
+    box.textContent = t("camera.warning", { reason: reasonText(msg.reason),
+      seconds: Math.round(msg.escalation_in_s) });
+    beep();
+  } else if (level === "non_compliant") {
+    box.textContent = t("camera.non_compliant", { reason: reasonText(msg.reason) });
+    beep();
+  } else {
+    box.textContent = t("camera.moved_to_lobby");
+  }
+  box.hidden = false;
+}
+
+function addAlert(msg) {
+  const text = t("alert." + msg.kind, { name: msg.participant.name, reason: reasonText(msg.reason) });
+  const item = el("li", { dataset: { kind: msg.kind, participantId: msg.participant.id } },
+    el("time", {}, new Date().toLocaleTimeString(lang === "vi" ? "vi-VN" : "en-GB")), " ", text);
+  const list = $("#alerts");
+  list.prepend(item);
+  while (list.children.length > 20) list.lastChild.remove();
+  if (msg.kind !== "camera_ok") beep();
+}
+
+function quorumText(q) {
+  if (!q.rule) return t("panel.quorum_none");
+  const text = t(q.met ? "panel.quorum_met" : "panel.quorum_not_met", q);
+  return q.chair_present ? text : `${text} · ${t("panel.quorum_no_chair")}`;
+}
+
+/** Hosts: everyone's camera state as the server sees it, time on camera, the quorum. */
+function renderPanel(msg) {
+  $("#panel").hidden = false;
+  const quorum = $("#quorum");
+  quorum.dataset.met = String(msg.quorum.met);
+  quorum.textContent = quorumText(msg.quorum);
+  $("#panel-rows").replaceChildren(...msg.participants.map((p) => {
+    const presence = p.in_room ? t("panel.in_room") : p.connected ? t("panel.online") : t("panel.offline");
+    let camera = "—";
+    if (p.connected) camera = p.camera_on ? t("panel.camera_on") : t("panel.camera_off", { reason: reasonText(p.camera_reason) });
+    const state = p.state !== "ok" ? el("span", { class: "badge" }, t("panel.state." + p.state)) : "";
+    const offFor = p.off_for_s !== null && !p.camera_on ? ` (${t("panel.off_for", { seconds: Math.round(p.off_for_s) })})` : "";
+    const roll = hybrid ? el("button", { class: "small", dataset: { action: "room" }, onclick: () =>
+      send({ type: "room_presence", participant_id: p.id, present: !p.in_room }) },
+    t(p.in_room ? "panel.mark_left_room" : "panel.mark_in_room")) : "";
+    return el("tr", { dataset: { participantId: p.id, state: p.state, cameraOn: String(p.camera_on),
+      connected: String(p.connected), inRoom: String(p.in_room) } },
+    el("td", {}, el("strong", {}, p.name), " · ", t("role." + p.role)),
+    el("td", {}, presence, " ", roll),
+    el("td", {}, p.camera_required ? "" : el("span", { class: "hint" }, t("panel.not_required"), " "), camera, offFor, " ", state),
+    el("td", {}, formatOffset(p.camera_on_s)),
+    el("td", {}, String(p.warnings)));
+  }));
+}
+
 async function sendOffer(receiveSlots, iceServers) {
   pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers });
-  window.hoidong = { pc, ws };  // for diagnostics and the browser tests
+  window.hoidong = { pc, ws, sounds, stream };  // for diagnostics and the browser tests
   for (const track of stream.getTracks()) {
     narrowCodecs(pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }), track.kind);
   }
@@ -343,6 +429,7 @@ function connect() {
       lostSince = null;
       enterMeetingLayout();
       canControl = !!msg.participant.controls;
+      hybrid = msg.session.mode === "hybrid";
       $("#end-for-all").hidden = !canControl;
       for (const id of ["#toggle-mic", "#toggle-camera", "#leave"]) $(id).disabled = false;
       await sendOffer(msg.receive_slots || 0, msg.ice_servers || []);
@@ -376,6 +463,18 @@ function connect() {
     } else if (msg.type === "slots") {
       lastSlots = msg.slots;
       renderGrid();
+    } else if (msg.type === "camera_warning") {
+      showCameraWarning("warning", msg);
+    } else if (msg.type === "camera_non_compliant") {
+      showCameraWarning("non_compliant", msg);
+    } else if (msg.type === "camera_ok") {
+      showCameraWarning("ok", msg);
+    } else if (msg.type === "moved_to_lobby") {
+      showCameraWarning("lobby", msg);  // the server closes; the page comes back to the lobby
+    } else if (msg.type === "panel") {
+      renderPanel(msg);
+    } else if (msg.type === "alert") {
+      addAlert(msg);
     } else if (msg.type === "session_ended") {
       finish("ended", t("join.session_ended"));
     } else if (msg.type === "bye") {

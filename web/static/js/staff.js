@@ -77,6 +77,9 @@ $("#session-form").addEventListener("submit", async (ev) => {
     const s = await api("POST", `/api/dossiers/${currentDossier.id}/sessions`, {
       kind: f.get("kind"), title: f.get("title"), mode: f.get("mode"), language: f.get("language"),
       admission: f.get("admission"),
+      policy: { camera_grace_s: Number(f.get("camera_grace_s")),
+        camera_escalation_s: Number(f.get("camera_escalation_s")),
+        camera_to_lobby: f.get("camera_to_lobby") === "on" },
       // The form is in Vietnam time; the API takes UTC.
       scheduled_at: local ? new Date(local + ":00+07:00").toISOString() : null,
     });
