@@ -10,7 +10,8 @@ Two parts:
   reason — ``no_video`` (no video track), ``no_frames`` (none for ``stale_s``),
   ``black``, ``frozen`` (no change between samples for ``frozen_s``), ``undecodable``
   (samples that cannot be decoded, e.g. another codec or garbage), ``too_large``
-  (absurd frame size).
+  (absurd frame size), and — with the optional face check (:mod:`media.face`) — ``no_face``
+  (nobody in front of the camera in NO_FACE_SAMPLES samples in a row).
 
 The :class:`~media.camera_monitor.CameraMonitor` (server side) asks the publisher for a
 key frame every ``sample_every_s`` and analyses it in a thread: at 640×480 that is one
@@ -21,10 +22,15 @@ chosen by the caller (tests pass them in).
 from __future__ import annotations
 
 import enum
+import fractions
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
+
+if TYPE_CHECKING:
+    from media.face import FaceDetector
 
 SAMPLE_SIZE = (64, 48)  # width, height of the grey image a sample is reduced to
 MAX_PIXELS = 4096 * 2304  # larger "frames" are refused before decoding
@@ -41,13 +47,20 @@ class Reason(enum.StrEnum):
     NO_FACE = "no_face"  # the optional face check found nobody in front of the camera
 
 
+NO_FACE_SAMPLES = 2  # consecutive samples without a face before ``no_face`` (it errs)
+STILL_SIZE = (320, 240)  # a proof-of-presence still, JPEG
+
+
 @dataclass(frozen=True)
 class Sample:
-    """One analysed key frame: ``grey`` is SAMPLE_SIZE, uint8; ``black`` says it all."""
+    """One analysed key frame: ``grey`` is SAMPLE_SIZE, uint8; ``black`` says it all;
+    ``face`` is None unless the face check ran; ``still`` a JPEG when one was asked for."""
 
     grey: np.ndarray
     black: bool
     mean: float
+    face: bool | None = None
+    still: bytes | None = None
 
 
 class SampleError(Exception):
@@ -57,9 +70,12 @@ class SampleError(Exception):
 
 
 def analyse_keyframe(data: bytes, *, black_level: float = 16.0,
-                     black_spread: float = 4.0) -> Sample:
+                     black_spread: float = 4.0, faces: FaceDetector | None = None,
+                     still: bool = False) -> Sample:
     """Decode a VP8 key frame and reduce it to a :class:`Sample` (blocking: run it in a
-    thread). Raises :class:`SampleError` (``too_large``, ``undecodable``)."""
+    thread). With ``faces``, also look for a face (not in a black picture); with
+    ``still``, keep a small JPEG of it. Raises :class:`SampleError` (``too_large``,
+    ``undecodable``)."""
     from media.vp8 import keyframe_size
 
     size = keyframe_size(data)
@@ -80,7 +96,23 @@ def analyse_keyframe(data: bytes, *, black_level: float = 16.0,
     # Black: dark everywhere (a covered lens or a disabled track, which browsers send as
     # black frames), not merely a dark room: the spread of a real scene is larger.
     black = mean < black_level and float(grey.std()) < black_spread
-    return Sample(grey, black, mean)
+    face = None
+    if faces is not None and not black:
+        from media.face import face_input
+
+        face = faces.has_face(face_input(frames[0]))
+    return Sample(grey, black, mean, face, _jpeg(frames[0]) if still else None)
+
+
+def _jpeg(frame: av.VideoFrame) -> bytes:
+    """``frame`` as a small JPEG (STILL_SIZE, quality ~ 5 of 31)."""
+    enc = av.CodecContext.create("mjpeg", "w")
+    enc.width, enc.height = STILL_SIZE
+    enc.pix_fmt = "yuvj420p"
+    enc.time_base = fractions.Fraction(1, 1)
+    enc.options = {"qmin": "2", "qmax": "5"}
+    small = frame.reformat(width=STILL_SIZE[0], height=STILL_SIZE[1], format="yuvj420p")
+    return b"".join(bytes(p) for p in [*enc.encode(small), *enc.encode(None)])
 
 
 def frozen(a: Sample, b: Sample, *, threshold: float = 0.6) -> bool:
@@ -115,6 +147,7 @@ class CameraState:
         self._last_sample_at = now
         self._sample_problem: Reason | None = None
         self._sample_taken_at = now
+        self._no_face_run = 0  # consecutive samples in which the face check found nobody
 
     def frame(self, now: float) -> None:
         """A video frame arrived (any frame, key or not)."""
@@ -138,6 +171,7 @@ class CameraState:
             self._same_since = None
         self._last_sample = sample
         self._last_sample_at = taken
+        self._no_face_run = self._no_face_run + 1 if sample.face is False else 0
 
     def update(self, now: float) -> bool:
         """Re-decide at ``now``; True if the state changed (see :attr:`changes`)."""
@@ -155,7 +189,8 @@ class CameraState:
             return self._last_frame
         if reason == Reason.FROZEN and self._same_since is not None:
             return self._same_since
-        if reason in (None, Reason.BLACK, Reason.UNDECODABLE, Reason.TOO_LARGE):
+        if reason in (None, Reason.BLACK, Reason.UNDECODABLE, Reason.TOO_LARGE,
+                      Reason.NO_FACE):
             return min(now, self._sample_taken_at)
         return now
 
@@ -173,4 +208,6 @@ class CameraState:
             return Reason.BLACK
         if self._same_since is not None and now - self._same_since >= self.frozen_s:
             return Reason.FROZEN
+        if self._no_face_run >= NO_FACE_SAMPLES:
+            return Reason.NO_FACE
         return None

@@ -18,31 +18,41 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from media.camera import CameraState, Reason, Sample, SampleError, analyse_keyframe
+from media.face import FaceDetector
 from media.frames import EncodedFrame
 from media.vp8 import is_keyframe
 
 log = logging.getLogger(__name__)
 
 ChangeListener = Callable[[float, bool, Reason | None], None]  # wall time, on, reason
+StillListener = Callable[[float, bytes], None]  # wall time the frame arrived, JPEG
 TICK_S = 0.5
 
 
 @dataclass(frozen=True)
 class CameraConfig:
     """Seconds: between samples, without frames before ``no_frames``, unchanged before
-    ``frozen``."""
+    ``frozen``; ``faces``: a detector for the optional ``no_face`` check (shared, thread
+    safe); ``still_every_s``: keep a proof-of-presence still this often (0: never)."""
 
     sample_every_s: float = 3.0
     stale_s: float = 2.0
     frozen_s: float = 20.0
+    faces: FaceDetector | None = None
+    still_every_s: float = 0.0
 
 
 class CameraMonitor:
     def __init__(self, *, request_keyframe: Callable[[], None], on_change: ChangeListener,
-                 has_video: bool = True, config: CameraConfig | None = None) -> None:
+                 has_video: bool = True, config: CameraConfig | None = None,
+                 on_still: StillListener | None = None) -> None:
         config = config or CameraConfig()
         self._request_keyframe = request_keyframe
         self._on_change = on_change
+        self._on_still = on_still
+        self._faces = config.faces
+        self._still_every_s = config.still_every_s if on_still is not None else 0.0
+        self._last_still: float | None = None
         self.sample_every_s = config.sample_every_s
         self.state = CameraState(time.monotonic(), stale_s=config.stale_s,
                                  frozen_s=config.frozen_s, has_video=has_video)
@@ -69,7 +79,12 @@ class CameraMonitor:
             self._sample_due = False
             self._decoding = True
             taken_at = time.monotonic()
-            task = asyncio.get_running_loop().run_in_executor(None, _analyse, frame.data)
+            still = self._still_every_s > 0 and (
+                self._last_still is None or taken_at - self._last_still >= self._still_every_s)
+            if still:
+                self._last_still = taken_at
+            task = asyncio.get_running_loop().run_in_executor(
+                None, _analyse, frame.data, self._faces, still)
             task.add_done_callback(lambda done: self._analysed(done, taken_at))
 
     def sample_soon(self) -> None:
@@ -91,6 +106,8 @@ class CameraMonitor:
         self.samples += 1
         self.state.sample(now, sample, problem, taken_at=taken_at)
         self._update(now)
+        if sample is not None and sample.still is not None and self._on_still is not None:
+            self._on_still(time.time() - (now - taken_at), sample.still)
 
     async def _run(self) -> None:
         while not self._closed:
@@ -121,9 +138,10 @@ class CameraMonitor:
                 pass
 
 
-def _analyse(data: bytes) -> tuple[Sample | None, Reason | None]:
+def _analyse(data: bytes, faces: FaceDetector | None, still: bool
+             ) -> tuple[Sample | None, Reason | None]:
     try:
-        return analyse_keyframe(data), None
+        return analyse_keyframe(data, faces=faces, still=still), None
     except SampleError as exc:
         return None, exc.reason
     except Exception:  # the monitor must never fail on what a client sends

@@ -27,7 +27,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from media.camera_monitor import CameraConfig, CameraMonitor, ChangeListener
+from media.camera_monitor import CameraConfig, CameraMonitor, ChangeListener, StillListener
 from media.fastpath import FastPath
 from media.forwarder import SlotTrack
 from media.frames import EncodedFrame
@@ -99,6 +99,7 @@ class ParticipantPeer:
         send_workers: SendWorkers | None = None,
         on_camera: ChangeListener | None = None,
         camera_config: CameraConfig | None = None,
+        on_still: StillListener | None = None,
     ) -> None:
         self.spool_dir = spool_dir
         # max-bundle: every m-line on one transport. With aiortc's default (balanced), a
@@ -115,6 +116,7 @@ class ParticipantPeer:
         self._workers = send_workers
         self._on_camera = on_camera
         self._camera_config = camera_config
+        self._on_still = on_still
         self._camera_key: str | None = None
         self.camera: CameraMonitor | None = None
         self._closed = False
@@ -215,7 +217,7 @@ class ParticipantPeer:
         self.camera = CameraMonitor(
             request_keyframe=(lambda: self.request_keyframe(key)) if key else (lambda: None),
             on_change=self._on_camera, has_video=key is not None,
-            config=self._camera_config,
+            config=self._camera_config, on_still=self._on_still,
         )
         self.camera.start()
 

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from media.camera import Reason
 from media.camera_monitor import CameraConfig
+from media.face import FaceDetector
 from media.peer import ParticipantPeer
 from media.room import Room, source_member
 from media.sendworker import SendWorkers
@@ -29,7 +30,7 @@ from server.lobby import Decision, Lobby, Waiting
 from server.models import Participant, new_id, public_name, utcnow
 from server.recordings import keep_recording
 from server.settings import Settings
-from storage import ObjectStore
+from storage import ObjectStore, StorageError, session_prefix, validate_key
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ class LiveRegistry:
         self._finishing: set[asyncio.Task[None]] = set()
         self._notices: set[asyncio.Task[None]] = set()  # messages sent from sync callbacks
         self.camera_rule = CameraRule(db, self)  # camera-on rule, quorum, roll call
+        # One face detector for every camera (thread safe); refuses to start without it.
+        faces = FaceDetector() if settings.camera_face_check else None
+        self._camera_config = CameraConfig(
+            settings.camera_sample_s, settings.camera_stale_s, settings.camera_frozen_s,
+            faces=faces, still_every_s=settings.presence_still_minutes * 60)
 
     def lock(self, session_id: str) -> asyncio.Lock:
         """Serialises joins with the session's end, so none slips in after it."""
@@ -143,6 +149,10 @@ class LiveRegistry:
             if holder:
                 self._camera_changed(holder[0], at, on, reason)
 
+        def still_taken(at: float, jpeg: bytes) -> None:
+            if holder:
+                self._notice(self._keep_still(holder[0], at, jpeg))
+
         room = self._rooms.get(session_id)
         if room is None:
             room = self._rooms[session_id] = Room(
@@ -157,9 +167,8 @@ class LiveRegistry:
             fast_forwarding=self._settings.fast_forwarding,
             send_workers=self._workers,
             on_camera=camera_changed,
-            camera_config=CameraConfig(self._settings.camera_sample_s,
-                                       self._settings.camera_stale_s,
-                                       self._settings.camera_frozen_s),
+            camera_config=self._camera_config,
+            on_still=still_taken,
         )
         conn = Connection(
             id=conn_id,
@@ -304,6 +313,24 @@ class LiveRegistry:
                    "reason": None if reason is None else reason.value}
         await _send([c for c in self.connections(conn.session_id) if c.host or c is conn],
                     message)
+
+    async def _keep_still(self, conn: Connection, at: float, jpeg: bytes) -> None:
+        """Store a proof-of-presence still (write-once, hashed) and record it."""
+        prefix = session_prefix(conn.dossier_id, conn.session_id)
+        stamp = datetime.fromtimestamp(at, UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        key = validate_key(f"{prefix}stills/{conn.participant.id}/{stamp}.jpg")
+        try:
+            stored = await self._store.put_bytes(key, jpeg, "image/jpeg")
+        except StorageError as exc:
+            log.warning("presence still of %s not stored: %s", conn.participant.id, exc)
+            return
+        async with self._db.session() as s:
+            audit.record(s, "camera.still", actor="system", dossier_id=conn.dossier_id,
+                         session_id=conn.session_id, participant_id=conn.participant.id,
+                         data={"key": stored.key, "sha256": stored.sha256,
+                               "size": stored.size, "server_time": _iso(at),
+                               "connection": conn.id})
+            await s.commit()
 
     def _speaker_changed(self, session_id: str, member: str | None) -> None:
         """The room's active speaker changed (called on the packet path): tell everyone."""
@@ -524,6 +551,10 @@ class LiveRegistry:
         await self._settle_lost(None)
         await self.camera_rule.stop(None)
         await asyncio.to_thread(self._workers.close)
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat()
 
 
 def _since(at: datetime) -> float:

@@ -109,6 +109,16 @@ class Settings:
     camera_frozen_s: float = _setting(
         20.0, "Seconds of an unchanging picture after which a camera counts as off (frozen)."
     )
+    camera_face_check: bool = _setting(
+        False,
+        "Also count a camera as off when no face is seen in two samples in a row (OpenCV's "
+        "bundled frontal-face Haar cascade; profiles and dark rooms can read as no face).",
+    )
+    presence_still_minutes: float = _setting(
+        0.0,
+        "Keep one small still (320x240 JPEG) of each participant's camera every this many "
+        "minutes as proof of presence, stored and hashed with the session (0: never).",
+    )
     reconnect_grace_s: int = _setting(
         30,
         "Seconds a participant whose connection was lost may take to come back; the record "

@@ -120,3 +120,34 @@ def test_no_video_track() -> None:
     s = CameraState(0.0, has_video=False)
     assert (s.on, s.reason) == (False, Reason.NO_VIDEO)
     assert not s.update(10.0)
+
+
+def test_face_check_and_presence_still() -> None:
+    """With the face check, a picture without a face twice in a row is ``no_face``; a
+    face clears it. A still is a small JPEG of the sample."""
+    from media.camera import NO_FACE_SAMPLES, STILL_SIZE
+    from media.face import FaceDetector
+    from tests.test_face import photo
+
+    faces = FaceDetector()
+    person = np.asarray(av.VideoFrame.from_ndarray(photo("astronaut.jpg"), format="rgb24")
+                        .reformat(width=640, height=480).to_ndarray(format="rgb24"))
+    someone = analyse_keyframe(keyframe(person), faces=faces, still=True)
+    nobody = analyse_keyframe(keyframe(scene()), faces=faces)
+    assert someone.face is True and nobody.face is False
+    assert analyse_keyframe(keyframe(BLACK), faces=faces).face is None  # black says enough
+    assert analyse_keyframe(keyframe(scene())).face is None  # the check is off
+    assert nobody.still is None and someone.still is not None
+    assert someone.still[:2] == b"\xff\xd8"  # JPEG
+    (still,) = av.CodecContext.create("mjpeg", "r").decode(av.Packet(someone.still))
+    assert (still.width, still.height) == STILL_SIZE
+    s = CameraState(0.0, stale_s=2.0, frozen_s=100.0)
+    for k in range(NO_FACE_SAMPLES):
+        s.frame(1.0 + k)
+        s.sample(1.0 + k, nobody)
+        s.update(1.0 + k)
+        assert s.on == (k < NO_FACE_SAMPLES - 1)
+    assert s.reason == Reason.NO_FACE
+    s.frame(5.0)
+    s.sample(5.0, someone)
+    assert s.update(5.0) and s.on

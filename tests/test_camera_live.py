@@ -97,3 +97,41 @@ async def test_audio_only_is_no_video(running: Running) -> None:
     finally:
         await ws.close()
         await pc.close()
+
+
+async def test_face_check_and_presence_stills(tmp_path: Path) -> None:
+    """With the face check on, a camera showing nobody is off (``no_face``); with stills
+    on, the server keeps small JPEGs of the camera, hashed, in the session's store."""
+    import hashlib
+
+    from server.state import STORE
+
+    settings = make_settings(tmp_path, camera_sample_s=1.0, transcribe_on_end=False,
+                             camera_face_check=True, presence_still_minutes=0.03)
+    async for r in start_app(settings):
+        sid = await new_session(r)
+        member = await invite(r, sid, "Thành viên Bình", "member")
+        ws = await joined(r, member, sid)
+        pc = await make_offer()
+        await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+        await accept_answer(pc, (await recv_json(ws))["sdp"])
+        try:
+            # The test pattern has no face: on at the first sample, no_face at the second.
+            await wait_camera(r, sid, member.id, False, "no_face")
+            deadline = time.monotonic() + 10
+            stills: list[dict[str, Any]] = []
+            while len(stills) < 2 and time.monotonic() < deadline:
+                stills = [e for e in await r.api("GET", f"/api/sessions/{sid}/audit")
+                          if e["kind"] == "camera.still"]
+                await asyncio.sleep(0.3)
+        finally:
+            await ws.close()
+            await pc.close()
+        assert len(stills) >= 2, stills
+        first = stills[0]["data"]
+        data = await r.app[STORE].get_bytes(first["key"])
+        assert hashlib.sha256(data).hexdigest() == first["sha256"] and data[:2] == b"\xff\xd8"
+        assert f"/sessions/{sid}/stills/{member.id}/" in first["key"]
+        gap = (datetime.fromisoformat(stills[1]["data"]["server_time"])
+               - datetime.fromisoformat(first["server_time"])).total_seconds()
+        assert gap >= 1.5  # one every 0.03 min (1.8 s), not one per sample
