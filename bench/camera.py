@@ -6,6 +6,8 @@ VP8 fixture) is replayed for ``--seconds`` of media time, as fast as it goes, th
 - **monitor**: what the server does (``media.camera_monitor``): note every frame
   (``CameraState.frame``), and every ``--sample`` seconds analyse one key frame
   (``media.camera.analyse_keyframe``: decode it alone, reduce to 64×48 grey, check it);
+- **monitor_face**: the same with the optional face check (``HOIDONG_CAMERA_FACE_CHECK``:
+  OpenCV's Haar cascade on each sample, 213×160 grey);
 - **full_decode**: the usual way — decode every frame with one VP8 decoder and look at
   each picture (reduce to the same grey image).
 
@@ -30,6 +32,7 @@ import av
 
 from bench import media_fixture
 from media.camera import SAMPLE_SIZE, CameraState, analyse_keyframe
+from media.face import FaceDetector
 from media.vp8 import is_keyframe
 
 RESULTS = Path(__file__).parent / "results" / "camera.json"
@@ -40,7 +43,8 @@ def cpu() -> float:
     return time.process_time()
 
 
-def run_monitor(frames: list[bytes], seconds: float, sample_s: float) -> tuple[float, int]:
+def run_monitor(frames: list[bytes], seconds: float, sample_s: float,
+                faces: FaceDetector | None = None) -> tuple[float, int]:
     state = CameraState(0.0)
     samples = 0
     next_sample = 0.0
@@ -51,7 +55,7 @@ def run_monitor(frames: list[bytes], seconds: float, sample_s: float) -> tuple[f
         data = frames[i % len(frames)]
         state.frame(t)
         if t >= next_sample and is_keyframe(data):
-            state.sample(t, analyse_keyframe(data))
+            state.sample(t, analyse_keyframe(data, faces=faces))
             samples += 1
             next_sample = t + sample_s
         state.update(t)
@@ -74,20 +78,25 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     frames = media_fixture.load()["video"]
-    monitor, full, samples = [], [], 0
+    monitor, face, full, samples = [], [], [], 0
+    detector = FaceDetector()
     for _ in range(args.repeat):
         cpu_s, samples = run_monitor(frames, args.seconds, args.sample)
         monitor.append(100 * cpu_s / args.seconds)
+        cpu_s, _ = run_monitor(frames, args.seconds, args.sample, detector)
+        face.append(100 * cpu_s / args.seconds)
         full.append(100 * run_full_decode(frames, args.seconds) / args.seconds)
     result: dict[str, Any] = {
         "cpu_pct_per_participant": round(statistics.median(monitor), 4),
         "full_decode_cpu_pct": round(statistics.median(full), 3),
+        "face_check_cpu_pct": round(statistics.median(face), 4),
         "ratio_full_over_monitor": round(statistics.median(full) / statistics.median(monitor), 1),
         "samples_per_run": samples,
         "media_seconds_per_run": args.seconds,
         "sample_every_s": args.sample,
         "runs": args.repeat,
         "monitor_runs_pct": [round(x, 4) for x in monitor],
+        "face_check_runs_pct": [round(x, 4) for x in face],
         "full_decode_runs_pct": [round(x, 3) for x in full],
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +105,7 @@ def main() -> None:
     print("|---|---|")
     monitor_pct = result["cpu_pct_per_participant"]
     print(f"| monitor (a key frame every {args.sample:g} s) | {monitor_pct} |")
+    print(f"| monitor + face check | {result['face_check_cpu_pct']} |")
     print(f"| full decode (every frame) | {result['full_decode_cpu_pct']} |")
     print(f"full decode / monitor: {result['ratio_full_over_monitor']}x;"
           " target: monitor <= 0.3 % of a core")
