@@ -31,7 +31,13 @@ from media.camera_monitor import CameraConfig, CameraMonitor, ChangeListener, St
 from media.fastpath import FastPath
 from media.forwarder import SlotTrack
 from media.frames import EncodedFrame
-from media.recorder import SUPPORTED_CODECS, RecordingResult, TrackRecorder
+from media.recorder import (
+    DEFAULT_SEGMENT_S,
+    SUPPORTED_CODECS,
+    RecordingResult,
+    Segment,
+    TrackRecorder,
+)
 from media.sdp import SdpError, check_offer
 from media.sendworker import SendWorkers
 from media.tap import SsrcGuard, TapUnavailable, install_level_tap, install_tap
@@ -63,7 +69,7 @@ StateListener = Callable[[str], None]
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 # The recording source of each published track label.
-_SOURCES = {"audio": "microphone", "video": "camera", "screen": "screen"}
+SOURCE_OF_KEY = {"audio": "microphone", "video": "camera", "screen": "screen"}
 
 
 def _codec_name(codec: RTCRtpCodecParameters) -> str:
@@ -100,6 +106,8 @@ class ParticipantPeer:
         on_camera: ChangeListener | None = None,
         camera_config: CameraConfig | None = None,
         on_still: StillListener | None = None,
+        segment_s: float = DEFAULT_SEGMENT_S,
+        on_segment: Callable[[str, Segment], None] | None = None,
     ) -> None:
         self.spool_dir = spool_dir
         # max-bundle: every m-line on one transport. With aiortc's default (balanced), a
@@ -117,6 +125,8 @@ class ParticipantPeer:
         self._on_camera = on_camera
         self._camera_config = camera_config
         self._on_still = on_still
+        self._segment_s = segment_s
+        self._on_segment = on_segment
         self._camera_key: str | None = None
         self.camera: CameraMonitor | None = None
         self._closed = False
@@ -263,8 +273,13 @@ class ParticipantPeer:
                 if self._closed or frame.codec not in SUPPORTED_CODECS:
                     return
                 path = self.spool_dir / f"{key}.webm"
+                on_segment = self._on_segment
                 recorder = self._recorders[key] = TrackRecorder(
-                    frame.kind, frame.codec, path, source=_SOURCES[key.split("-", 1)[0]]
+                    frame.kind, frame.codec, path, source=SOURCE_OF_KEY[key.split("-", 1)[0]],
+                    segment_s=self._segment_s,
+                    on_segment=None if on_segment is None else (
+                        lambda segment: on_segment(key, segment)),
+                    request_keyframe=lambda: self.request_keyframe(key),
                 )
             recorder.write(frame)
             if key == self._camera_key and self.camera is not None:

@@ -137,5 +137,14 @@ async def _transcription(app: web.Application) -> AsyncIterator[None]:
 async def _live(app: web.Application) -> AsyncIterator[None]:
     registry = LiveRegistry(app[DB], app[STORE], app[SETTINGS])
     app[LIVE] = registry
+    registry.segments.start()
+    resumed = await registry.segments.resume()
+    if resumed:
+        log.info("%d recording segments left unstored by a previous run: uploading", resumed)
+    done = await registry.recover()
+    if done.sessions or done.segments_found or done.tracks_finished:
+        log.warning("recovered after a crash: sessions %s interrupted (%d connections), %d "
+                    "segments found in the spool, %d tracks finished", done.sessions,
+                    done.connections, done.segments_found, done.tracks_finished)
     yield
     await registry.shutdown()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +22,8 @@ from aiohttp import web
 from media.camera import Reason
 from media.camera_monitor import CameraConfig
 from media.face import FaceDetector
-from media.peer import ParticipantPeer
+from media.peer import SOURCE_OF_KEY, ParticipantPeer
+from media.recorder import Segment
 from media.room import Room, source_member
 from media.sendworker import SendWorkers
 from server import audit
@@ -29,6 +32,8 @@ from server.database import Database
 from server.lobby import Decision, Lobby, Waiting
 from server.models import Participant, new_id, public_name, utcnow
 from server.recordings import keep_recording
+from server.recovery import Recovered, recover
+from server.segments import SegmentKeeper, TrackOf
 from server.settings import Settings
 from storage import ObjectStore, StorageError, session_prefix, validate_key
 
@@ -82,6 +87,10 @@ class LiveRegistry:
         self._finishing: set[asyncio.Task[None]] = set()
         self._notices: set[asyncio.Task[None]] = set()  # messages sent from sync callbacks
         self.camera_rule = CameraRule(db, self)  # camera-on rule, quorum, roll call
+        # Recording segments: hashed, recorded and uploaded as they close.
+        self.segments = SegmentKeeper(db, store, retry_max_s=settings.storage_retry_max_s)
+        # Continuous files are assembled from segments in a worker process, not here.
+        self._assembler = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
         # One face detector for every camera (thread safe); refuses to start without it.
         faces = FaceDetector() if settings.camera_face_check else None
         self._camera_config = CameraConfig(
@@ -153,6 +162,10 @@ class LiveRegistry:
             if holder:
                 self._notice(self._keep_still(holder[0], at, jpeg))
 
+        def segment_closed(key: str, segment: Segment) -> None:
+            if holder:
+                self.segments.closed(_track_of(holder[0], key), segment)
+
         room = self._rooms.get(session_id)
         if room is None:
             room = self._rooms[session_id] = Room(
@@ -169,6 +182,8 @@ class LiveRegistry:
             on_camera=camera_changed,
             camera_config=self._camera_config,
             on_still=still_taken,
+            segment_s=self._settings.segment_s,
+            on_segment=segment_closed,
         )
         conn = Connection(
             id=conn_id,
@@ -475,12 +490,15 @@ class LiveRegistry:
         results = await conn.peer.close()
         if not conn.ws.closed:
             await conn.ws.close()
+        await self.segments.settle(10.0)  # the last segments are entered first
         for result in results:
             await keep_recording(
                 self._db, self._store, result, session_id=conn.session_id,
                 dossier_id=conn.dossier_id, participant_id=conn.participant.id,
                 connection_id=conn.id, opened_at=conn.opened_at,
+                assembler=self._assembler,
             )
+            await self.segments.assembled(conn.id, result.path.stem)
 
     async def _record_departure(self, conn: Connection, reason: str) -> None:
         """A deliberate end is a leave; an interruption waits for a reconnect first."""
@@ -541,6 +559,11 @@ class LiveRegistry:
         await self._settle_lost(session_id)
         await self.camera_rule.stop(session_id)
 
+    async def recover(self) -> Recovered:
+        """At start-up: finish what a crashed process left (:mod:`server.recovery`)."""
+        return await recover(self._db, self._store, self.segments, self._settings.spool_dir,
+                             self._assembler)
+
     async def shutdown(self) -> None:
         conns = [c for by in self._sessions.values() for c in by.values()]
         await asyncio.gather(
@@ -550,7 +573,14 @@ class LiveRegistry:
         await asyncio.gather(*self._finishing, return_exceptions=True)
         await self._settle_lost(None)
         await self.camera_rule.stop(None)
+        await self.segments.close()
         await asyncio.to_thread(self._workers.close)
+        await asyncio.to_thread(self._assembler.shutdown)
+
+
+def _track_of(conn: Connection, key: str) -> TrackOf:
+    return TrackOf(conn.session_id, conn.dossier_id, conn.participant.id, conn.id, key,
+                   SOURCE_OF_KEY[key.split("-", 1)[0]])
 
 
 def _iso(at: float) -> str:

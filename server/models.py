@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -277,6 +278,38 @@ class Recording(Base):
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     size: Mapped[int | None] = mapped_column(BigInteger, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class RecordingSegment(Base):
+    """One closed segment of one track (about ``segment_s`` seconds), hashed the moment
+    it closed and uploaded during the session. ``status``: ``spooled`` (hashed, only in
+    the local spool: the store has not confirmed it yet) or ``stored``. ``offset_s`` is
+    where it starts on its track's timeline; ``started_at`` the server time of its first
+    frame. Rows are never deleted; the spool file is, once stored and assembled."""
+
+    __tablename__ = "recording_segments"
+    __table_args__ = (UniqueConstraint("connection_id", "track", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    connection_id: Mapped[str] = mapped_column(String(32))
+    track: Mapped[str] = mapped_column(String(40))  # e.g. audio-0, video-1, screen-3
+    kind: Mapped[str] = mapped_column(String(10))
+    source: Mapped[str] = mapped_column(String(20))
+    seq: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    offset_s: Mapped[float] = mapped_column(Float)
+    duration_s: Mapped[float] = mapped_column(Float)
+    frames: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    spool_path: Mapped[str] = mapped_column(String(1000))
+    object_key: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(20), default="spooled")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stored_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Transcript(Base):

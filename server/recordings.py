@@ -1,18 +1,25 @@
-"""Keeping a finished recording: the object store, its row, its audit event.
+"""Keeping a finished recording: the continuous file, the object store, its row, its
+audit event.
 
-A recording's spool file is deleted only after the store has confirmed it and the
-database row is committed. If the upload fails the file stays in the spool and both
-the row (status ``failed``) and the audit event say where it is, so nothing is lost.
+A track is recorded in segments (kept one by one during the session:
+:mod:`server.segments`); when the track ends its continuous file is assembled from them
+without re-encoding (:mod:`media.assemble`) in the given worker process. A damaged
+segment is left out of it and named in the audit event. The continuous file's spool copy
+is deleted only after the store has confirmed it and the database row is committed. If
+the upload fails the file stays in the spool and both the row (status ``failed``) and the
+audit event say where it is, so nothing is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import Executor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from media.assemble import Piece, assemble
 from media.recorder import RecordingResult
 from server import audit
 from server.database import Database
@@ -33,6 +40,7 @@ async def keep_recording(
     participant_id: str,
     connection_id: str,
     opened_at: datetime,
+    assembler: Executor | None = None,
 ) -> None:
     """Store ``result`` (one track of one connection), enter it and audit it.
 
@@ -60,6 +68,15 @@ async def keep_recording(
         "duration_s": result.duration_s,
     }
     stored = False
+    if result.segments:
+        pieces = [Piece(seg.path, seg.offset_s) for seg in result.segments]
+        made = await asyncio.get_running_loop().run_in_executor(
+            assembler, assemble, pieces, result.path)
+        data["segments"] = len(result.segments)
+        if made.skipped or made.truncated:
+            log.warning("%s: segments left out %s, truncated %s", result.path, made.skipped,
+                        made.truncated)
+            data.update(segments_skipped=made.skipped, segments_truncated=made.truncated)
     if result.frames == 0 or not result.path.exists():
         rec.status, event = "empty", "recording.empty"
     else:

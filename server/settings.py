@@ -9,6 +9,7 @@ the declarations below; ``tests/test_settings.py`` keeps the README honest.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -97,6 +98,16 @@ class Settings:
         "Subscribers a forwarded frame must have before a send worker takes it; smaller "
         "fan-outs are sent by the server itself, which costs less CPU up to ~15 people "
         "(measured: docs/benchmarks.md) but is capped at one core.",
+    )
+    segment_s: float = _setting(
+        10.0,
+        "Length of a recording segment, in seconds: each track is written in segments, each "
+        "playable on its own, hashed and uploaded as it closes (a crash loses at most one).",
+    )
+    storage_retry_max_s: float = _setting(
+        30.0,
+        "Longest wait, in seconds, between attempts to upload a recording segment while the "
+        "object store fails (from 1 s, doubling); the segment waits in the spool meanwhile.",
     )
     camera_sample_s: float = _setting(
         3.0,
@@ -238,11 +249,18 @@ def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
             value = int(str(raw).strip())
         except ValueError:
             raise SettingsError(f"{name}: expected a whole number, got {raw!r}") from None
+    elif kind is float:
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise SettingsError(f"{name}: expected a finite number, got {raw!r}")
     elif issubclass(kind, Path):
         value = Path(str(raw))
     else:
         value = str(raw)
-    if kind is int and value < 0:
+    if kind in (int, float) and value < 0:
         raise SettingsError(f"{name}: must not be negative, got {value}")
     choices: tuple[str, ...] = f.metadata.get("choices", ())
     if choices and value not in choices:

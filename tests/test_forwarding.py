@@ -16,7 +16,14 @@ from media.frames import EncodedFrame
 from media.vp8 import is_keyframe
 from tests.conftest import Running
 from tests.mediaclient import accept_answer, make_offer
-from tests.test_signalling import Invited, invite, joined, new_session, recv_json
+from tests.test_signalling import (
+    Invited,
+    invite,
+    joined,
+    new_session,
+    recv_json,
+    stored_recordings,
+)
 
 
 @dataclass
@@ -258,7 +265,6 @@ async def test_chair_mutes_removes_and_ends(running: Running) -> None:
     muted = next(e for e in events if e["kind"] == "participant.muted")
     assert muted["data"] == {"kind": "audio", "forwarding": "stopped", "recording": "continues"}
     # Muting stops forwarding, not recording: the member's audio covers the whole time.
-    recs = await r.api("GET", f"/api/sessions/{sid}/recordings")
-    member_audio = next(x for x in recs if x["participant_id"] == member.id and
-                        x["kind"] == "audio")
+    recs = await stored_recordings(r, sid, member.id, 2)  # storing follows the end
+    member_audio = next(x for x in recs if x["kind"] == "audio")
     assert member_audio["status"] == "stored" and member_audio["duration_s"] > 6

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 import av
 import pytest
 
+from media.assemble import Piece, assemble
 from media.peer import ParticipantPeer
 from media.sdp import SdpError
 from tests.mediaclient import accept_answer, make_offer
 
 
 async def test_peer_records_audio_and_video(tmp_path: Path) -> None:
-    peer = ParticipantPeer(tmp_path)
+    peer = ParticipantPeer(tmp_path, segment_s=1.5)
     client = await make_offer()
     answer = await peer.answer(client.localDescription.sdp)
     assert "VP8" in answer and "opus" in answer
@@ -29,6 +31,23 @@ async def test_peer_records_audio_and_video(tmp_path: Path) -> None:
         assert r.frames > 0
         assert 2.0 < r.duration_s < 5.0, (kind, r.duration_s)
         assert r.started_at is not None and r.ended_at is not None
+        # Segments of ~1.5 s, each a file playable on its own from 0 (video from a key
+        # frame), placed one after the other on the track's timeline.
+        assert len(r.segments) >= 2, (kind, r.segments)
+        assert sum(seg.frames for seg in r.segments) == r.frames
+        assert [seg.seq for seg in r.segments] == list(range(len(r.segments)))
+        assert r.segments[0].offset == 0
+        for a, b in itertools.pairwise(r.segments):
+            assert abs(a.offset_s + a.duration_s - b.offset_s) < 0.1, (a, b)
+        for seg in r.segments:
+            with av.open(str(seg.path)) as c:
+                stream = c.streams.audio[0] if kind == "audio" else c.streams.video[0]
+                first = next(pk for pk in c.demux(stream) if pk.pts is not None)
+                assert first.pts == 0 and (kind == "audio" or first.is_keyframe)
+            with av.open(str(seg.path)) as c:
+                assert sum(1 for _ in c.decode(c.streams[0])) > 0
+        made = assemble([Piece(seg.path, seg.offset_s) for seg in r.segments], r.path)
+        assert made.packets == r.frames and not made.skipped
         with av.open(str(r.path)) as c:
             stream = c.streams.audio[0] if kind == "audio" else c.streams.video[0]
             assert stream.codec_context.name == ("opus" if kind == "audio" else "vp8")

@@ -58,6 +58,8 @@ def test_environment_overrides_defaults() -> None:
         "HOIDONG_WHISPER_CPU_THREADS": "3",
         "HOIDONG_LOG_LEVEL": "DEBUG",
         "HOIDONG_SECRET_KEY": "s3cret",
+        "HOIDONG_SEGMENT_S": " 2.5 ",
+        "HOIDONG_CAMERA_SAMPLE_S": "1",
         "UNRELATED": "ignored",
     })
     assert s.port == 9000
@@ -71,6 +73,7 @@ def test_environment_overrides_defaults() -> None:
     assert s.whisper_cpu_threads == 3
     assert s.log_level == "DEBUG"
     assert s.secret_key == "s3cret"
+    assert s.segment_s == 2.5 and isinstance(s.camera_sample_s, float)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -122,6 +125,9 @@ def test_command_line_option_wins_over_environment(monkeypatch: pytest.MonkeyPat
     ("HOIDONG_STORAGE_BACKEND", "s3", "one of"),
     ("HOIDONG_WHISPER_COMPUTE_TYPE", "float16", "one of"),
     ("HOIDONG_LOG_LEVEL", "debug", "one of"),
+    ("HOIDONG_SEGMENT_S", "ten", "a number"),
+    ("HOIDONG_SEGMENT_S", "nan", "finite"),
+    ("HOIDONG_CAMERA_SAMPLE_S", "-3", "negative"),
 ])
 def test_bad_environment_value_names_the_variable(var: str, value: str, words: str) -> None:
     with pytest.raises(SettingsError) as info:

@@ -11,6 +11,7 @@ from server.api.schemas import (
     AuditEventOut,
     RecordingOut,
     RoomPresenceIn,
+    SegmentOut,
     TranscriptLine,
     TranscriptOut,
 )
@@ -22,6 +23,7 @@ from server.models import (
     MeetingSession,
     Participant,
     Recording,
+    RecordingSegment,
     SessionStatus,
     Transcript,
     TranscriptSegment,
@@ -52,6 +54,21 @@ async def list_recordings(request: web.Request) -> list[RecordingOut]:
             .order_by(Recording.started_at, Recording.kind)
         )).scalars()
         return [recording_out(r) for r in rows]
+
+
+@api.route("GET", "/api/sessions/{session_id}/segments", summary="A session's recording "
+           "segments (hashed as each closed; stored during the session)",
+           response=list[SegmentOut])
+async def list_segments(request: web.Request) -> list[SegmentOut]:
+    require(request, "recording.read")
+    async with request.app[DB].session() as s:
+        m = await session_from_path(s, request)
+        rows = (await s.execute(
+            select(RecordingSegment).where(RecordingSegment.session_id == m.id)
+            .order_by(RecordingSegment.connection_id, RecordingSegment.track,
+                      RecordingSegment.seq)
+        )).scalars()
+        return [SegmentOut.model_validate(r) for r in rows]
 
 
 @api.route("GET", "/api/recordings/{recording_id}/media", summary="A recording's bytes "

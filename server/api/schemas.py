@@ -207,3 +207,26 @@ class RoomPresenceIn(Strict):
     participant_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     present: StrictBool = Field(description="In the meeting room from now (true) or no "
                                 "longer.")
+
+
+class SegmentOut(BaseModel):
+    """One recording segment: where it lies on its track, its hash, whether it is stored."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    participant_id: str
+    connection_id: str
+    track: str
+    kind: str
+    source: str
+    seq: int
+    started_at: datetime
+    ended_at: datetime
+    offset_s: float
+    duration_s: float
+    frames: int
+    sha256: str
+    size: int
+    object_key: str
+    status: str
+    stored_at: datetime | None
