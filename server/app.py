@@ -22,12 +22,13 @@ from sqlalchemy import func, select
 from server import auth, pages, signalling
 from server.api import evidence, join, staff
 from server.api.framework import ApiRegistry
+from server.composite import CompositeService
 from server.database import Database, migrate
 from server.errors import error_middleware
 from server.live import LiveRegistry
 from server.models import StaffRole, User
 from server.settings import Settings
-from server.state import DB, LIVE, SECRET, SETTINGS, STORE, TRANSCRIPTION
+from server.state import COMPOSITE, DB, LIVE, SECRET, SETTINGS, STORE, TRANSCRIPTION
 from server.transcribe import TranscriptionService
 from storage import open_store
 
@@ -141,10 +142,15 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     resumed = await registry.segments.resume()
     if resumed:
         log.info("%d recording segments left unstored by a previous run: uploading", resumed)
+    composites = app[COMPOSITE] = CompositeService(app[DB], app[STORE], registry.worker)
+    await composites.start()
     done = await registry.recover()
     if done.sessions or done.segments_found or done.tracks_finished:
         log.warning("recovered after a crash: sessions %s interrupted (%d connections), %d "
                     "segments found in the spool, %d tracks finished", done.sessions,
                     done.connections, done.segments_found, done.tracks_finished)
+    for session_id in done.sessions:  # what was recorded up to the crash, viewable
+        await composites.enqueue(session_id)
     yield
+    await composites.close()
     await registry.shutdown()

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from server import audit, reports
 from server.models import MeetingSession, SessionStatus, plausible_id, utcnow
-from server.state import DB, LIVE, SETTINGS, STORE, TRANSCRIPTION
+from server.state import COMPOSITE, DB, LIVE, SETTINGS, STORE, TRANSCRIPTION
 from storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ async def end_session(app: web.Application, session_id: str, actor: str) -> Meet
 async def _after_end(app: web.Application, session_id: str) -> None:
     await app[LIVE].end_session(session_id)
     await _keep_attendance(app, session_id)
+    await app[COMPOSITE].enqueue(session_id)
     if app[SETTINGS].transcribe_on_end:
         await app[TRANSCRIPTION].enqueue(session_id)
 

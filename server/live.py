@@ -89,8 +89,8 @@ class LiveRegistry:
         self.camera_rule = CameraRule(db, self)  # camera-on rule, quorum, roll call
         # Recording segments: hashed, recorded and uploaded as they close.
         self.segments = SegmentKeeper(db, store, retry_max_s=settings.storage_retry_max_s)
-        # Continuous files are assembled from segments in a worker process, not here.
-        self._assembler = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        # Continuous files and composites are assembled in a worker process, not here.
+        self.worker = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
         # One face detector for every camera (thread safe); refuses to start without it.
         faces = FaceDetector() if settings.camera_face_check else None
         self._camera_config = CameraConfig(
@@ -496,7 +496,7 @@ class LiveRegistry:
                 self._db, self._store, result, session_id=conn.session_id,
                 dossier_id=conn.dossier_id, participant_id=conn.participant.id,
                 connection_id=conn.id, opened_at=conn.opened_at,
-                assembler=self._assembler,
+                assembler=self.worker,
             )
             await self.segments.assembled(conn.id, result.path.stem)
 
@@ -562,7 +562,7 @@ class LiveRegistry:
     async def recover(self) -> Recovered:
         """At start-up: finish what a crashed process left (:mod:`server.recovery`)."""
         return await recover(self._db, self._store, self.segments, self._settings.spool_dir,
-                             self._assembler)
+                             self.worker)
 
     async def shutdown(self) -> None:
         conns = [c for by in self._sessions.values() for c in by.values()]
@@ -575,7 +575,7 @@ class LiveRegistry:
         await self.camera_rule.stop(None)
         await self.segments.close()
         await asyncio.to_thread(self._workers.close)
-        await asyncio.to_thread(self._assembler.shutdown)
+        await asyncio.to_thread(self.worker.shutdown)
 
 
 def _track_of(conn: Connection, key: str) -> TrackOf:

@@ -312,6 +312,28 @@ class RecordingSegment(Base):
     stored_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class Composite(Base):
+    """The session composite (mixed audio, the members' video in a grid, names and the
+    time) and the per-participant continuous files it was made from (``details``).
+    ``status``: pending, running (``progress`` 0..1), done, failed. A later composite
+    (e.g. after an interrupted session went on) is a new row."""
+
+    __tablename__ = "composites"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    object_key: Mapped[str | None] = mapped_column(String(500), default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    duration_s: Mapped[float | None] = mapped_column(Float, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    details: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class Transcript(Base):
     """The merged, speaker-attributed transcript of a session."""
 

@@ -11,6 +11,7 @@ from server.settings import Settings
 from storage import ObjectStore
 
 if TYPE_CHECKING:
+    from server.composite import CompositeService
     from server.live import LiveRegistry
     from server.transcribe import TranscriptionService
 
@@ -20,3 +21,4 @@ STORE = web.AppKey("store", ObjectStore)
 SECRET = web.AppKey("secret", str)
 LIVE: web.AppKey[LiveRegistry] = web.AppKey("live")
 TRANSCRIPTION: web.AppKey[TranscriptionService] = web.AppKey("transcription")
+COMPOSITE: web.AppKey[CompositeService] = web.AppKey("composite")

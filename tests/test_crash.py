@@ -129,6 +129,12 @@ async def test_sigkill_mid_session_loses_at_most_a_segment(
                     break
                 assert time.monotonic() < deadline, (segments, recordings)
                 await asyncio.sleep(1)
+            while True:  # the composite of what was recorded up to the crash
+                composite = await api("GET", f"/api/sessions/{sid}/composite")
+                if composite["status"] in ("done", "failed"):
+                    break
+                assert time.monotonic() < deadline + 120, composite
+                await asyncio.sleep(1)
             events = await api("GET", f"/api/sessions/{sid}/audit")
     kinds = [e["kind"] for e in events]
     assert kinds.count("session.interrupted") == 1
@@ -150,6 +156,9 @@ async def test_sigkill_mid_session_loses_at_most_a_segment(
         # What was lost: from the last media kept to the kill, at most one segment.
         lost = killed_at - ts(rows[-1]["ended_at"])
         assert lost <= SEGMENT_S + 1.0, (who, kind, lost)
+    assert composite["status"] == "done", composite
+    assert set(composite["details"]["participants"]) == {x["id"] for x in people}
+    assert composite["duration_s"] >= 25  # the ~30 s recorded before the kill
     stored_recs = [r for r in recordings if r["status"] == "stored"]
     for rec in stored_recs:
         rows = tracks[(rec["participant_id"], rec["kind"])]

@@ -110,6 +110,7 @@ def families() -> dict[str, set[str]]:
         "event.": audit_kinds(),
         "report.camera_reason.": {r.value for r in Reason},
         "panel.state.": {"warned", "non_compliant"},
+        "composite.status.": {"none", "pending", "running", "done", "failed", "empty"},
         "alert.": {"camera_warning", "camera_non_compliant", "camera_ok"},
     }
 

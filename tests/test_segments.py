@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +117,7 @@ async def test_a_storage_outage_loses_nothing(tmp_path: Path) -> None:
             await until(_any_stored, r, sid, within=20)
             server.stop()  # the store goes away mid-session
             down_at = time.monotonic()
-            await asyncio.sleep(OUTAGE_S)
+            await keep_alive(client.ws, OUTAGE_S)
             rows = await segments(r, sid)
             waiting = [x for x in rows if x["status"] == "spooled"]
             # Segments kept closing (hashed, recorded) and wait in the spool.
@@ -135,6 +137,18 @@ async def test_a_storage_outage_loses_nothing(tmp_path: Path) -> None:
                 assert seqs == list(range(len(seqs)))  # no segment missing
     finally:
         server.stop()
+
+
+async def keep_alive(ws: Any, seconds: float) -> None:
+    """Wait, pinging as a browser does (the server's heartbeat drops a silent socket)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await ws.send_json({"type": "ping"})
+        try:
+            while True:
+                await ws.receive(timeout=min(5.0, max(0.01, deadline - time.monotonic())))
+        except TimeoutError:
+            pass
 
 
 async def _any_stored(r: Running, sid: str) -> bool:
@@ -190,3 +204,63 @@ def test_damaged_segments_are_left_out_and_reported(tmp_path: Path) -> None:
     # The last good segment sits at its offset (5 s): the gap stays a gap.
     last = float(packets[-1].pts * time_base)
     assert 5.9 < last < 6.1 and abs(made.duration_s - last) < 0.05
+
+
+async def test_the_composite_and_per_participant_files(tmp_path: Path) -> None:
+    """Two people, one leaving and coming back (a gap): after the end, per-participant
+    files on the session's one clock and a composite with both, playable, hashed."""
+    from server.state import COMPOSITE
+
+    settings = make_settings(tmp_path, segment_s=1.0, transcribe_on_end=False)
+    async for r in start_app(settings):
+        sid = await new_session(r)
+        a = await invite(r, sid, "Ủy viên Một", "member")
+        b = await invite(r, sid, "Ủy viên Hai", "member")
+        ca = await join_with_media(r, a, sid)
+        cb = await join_with_media(r, b, sid)
+        await asyncio.sleep(3)
+        await cb.leave()
+        await asyncio.sleep(2.5)  # b is away: a gap on b's timeline
+        cb = await join_with_media(r, b, sid)
+        await asyncio.sleep(3)
+        await ca.leave()
+        await cb.leave()
+        await r.api("POST", f"/api/sessions/{sid}/end")
+        await asyncio.wait_for(r.app[COMPOSITE].wait_idle(), 120)
+        c = await r.api("GET", f"/api/sessions/{sid}/composite")
+        assert c["status"] == "done", c
+        assert c["progress"] == 1.0 and c["media_url"]
+        session = await r.api("GET", f"/api/sessions/{sid}")
+        files = c["details"]["participants"]
+        assert set(files) == {a.id, b.id}
+        for pid in (a.id, b.id):
+            for kind in ("audio", "camera"):
+                data = await r.app[STORE].get_bytes(files[pid][kind]["key"])
+                assert hashlib.sha256(data).hexdigest() == files[pid][kind]["sha256"]
+        gaps_b = files[b.id]["audio"]["gaps"]
+        assert any(g["to"] - g["from"] >= 2.0 for g in gaps_b), gaps_b  # the time away
+        resp = await r.client.get(c["media_url"], headers=r.auth())
+        body = await resp.read()
+        assert resp.status == 200 and hashlib.sha256(body).hexdigest() == c["sha256"]
+        out = tmp_path / "composite.webm"
+        out.write_bytes(body)
+        assert decode_errors(out) == ""
+        with av.open(str(out)) as container:
+            kinds = sorted(s.type for s in container.streams)
+            duration = float(container.duration or 0) / av.time_base
+            width = container.streams.video[0].codec_context.width
+        assert kinds == ["audio", "video"] and width == 640  # two tiles of 320
+        started = datetime.fromisoformat(session["started_at"])
+        ended = datetime.fromisoformat(session["ended_at"])
+        assert abs(duration - (ended - started).total_seconds()) < 1.0, duration
+        kinds_audit = [e["kind"] for e in await audit(r, sid)]
+        assert "composite.stored" in kinds_audit
+
+
+def decode_errors(path: Path) -> str:
+    """What ffmpeg complains about when it decodes all of ``path`` ("" if nothing)."""
+    from media.ffmpeg import ffmpeg_path
+
+    probe = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-f", "null", "-"],
+                           capture_output=True, text=True, check=False)
+    return probe.stderr.strip() or ("" if probe.returncode == 0 else "failed")

@@ -9,6 +9,7 @@ from server import reports
 from server.api.framework import ApiRegistry
 from server.api.schemas import (
     AuditEventOut,
+    CompositeOut,
     RecordingOut,
     RoomPresenceIn,
     SegmentOut,
@@ -20,6 +21,7 @@ from server.errors import ApiError
 from server.i18n import both, normalise_language
 from server.models import (
     AuditEvent,
+    Composite,
     MeetingSession,
     Participant,
     Recording,
@@ -81,19 +83,26 @@ async def recording_media(request: web.Request) -> web.StreamResponse:
                              "recording.not_found")
     if r.object_key is None or r.size is None:
         raise ApiError(404, "recording.not_stored")
-    start, end = _parse_range(request.headers.get("Range"), r.size)
-    partial = (start, end) != (0, r.size)
+    return await _stream_object(request, r.object_key, r.size, r.sha256 or "",
+                                f"{r.kind}/webm")
+
+
+async def _stream_object(request: web.Request, key: str, size: int, sha256: str,
+                         content_type: str) -> web.StreamResponse:
+    """A stored object's bytes, with HTTP range requests (players seek with them)."""
+    start, end = _parse_range(request.headers.get("Range"), size)
+    partial = (start, end) != (0, size)
     resp = web.StreamResponse(status=206 if partial else 200, headers={
-        "Content-Type": f"{r.kind}/webm",
+        "Content-Type": content_type,
         "Accept-Ranges": "bytes",
         "Content-Length": str(end - start),
-        "ETag": f'"{r.sha256}"',
+        "ETag": f'"{sha256}"',
     })
     if partial:
-        resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{r.size}"
+        resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     await resp.prepare(request)
     try:
-        async for chunk in request.app[STORE].iter_chunks(r.object_key, start=start, end=end):
+        async for chunk in request.app[STORE].iter_chunks(key, start=start, end=end):
             await resp.write(chunk)
     except ObjectNotFound:
         # Headers are gone already; cutting the body short is all that is left.
@@ -251,3 +260,37 @@ async def room_presence(request: web.Request, body: RoomPresenceIn) -> web.Respo
                                                            body.present, ident.actor):
         raise ApiError(404, "participant.not_found")
     return web.json_response({"ok": True})
+
+
+# -- the composite ----------------------------------------------------------------------
+
+async def _latest_composite(request: web.Request) -> Composite | None:
+    async with request.app[DB].session() as s:
+        m = await session_from_path(s, request)
+        return (await s.execute(select(Composite).where(Composite.session_id == m.id)
+                                .order_by(Composite.created_at.desc()).limit(1))
+                ).scalar_one_or_none()
+
+
+@api.route("GET", "/api/sessions/{session_id}/composite", summary="The session composite: "
+           "status (none, pending, running with progress 0..1, done, failed), hash, details "
+           "(per-participant files, gaps)", response=CompositeOut)
+async def get_composite(request: web.Request) -> CompositeOut:
+    require(request, "recording.read")
+    c = await _latest_composite(request)
+    if c is None:
+        return CompositeOut(status="none", progress=0.0)
+    return CompositeOut.model_validate(
+        {**{k: getattr(c, k) for k in CompositeOut.model_fields if hasattr(c, k)},
+         "media_url": f"/api/sessions/{c.session_id}/composite.webm" if c.object_key else None})
+
+
+@api.route("GET", "/api/sessions/{session_id}/composite.webm", summary="The composite's "
+           "bytes (WebM VP8/Opus; HTTP range requests supported)", response=None,
+           response_content_type="video/webm")
+async def composite_media(request: web.Request) -> web.StreamResponse:
+    require(request, "recording.read")
+    c = await _latest_composite(request)
+    if c is None or c.object_key is None or c.size is None:
+        raise ApiError(404, "composite.not_ready")
+    return await _stream_object(request, c.object_key, c.size, c.sha256 or "", "video/webm")

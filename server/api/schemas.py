@@ -230,3 +230,20 @@ class SegmentOut(BaseModel):
     object_key: str
     status: str
     stored_at: datetime | None
+
+
+class CompositeOut(BaseModel):
+    """The latest composite of a session."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: str | None = None
+    status: str
+    progress: float
+    sha256: str | None = None
+    size: int | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    details: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+    media_url: str | None = None

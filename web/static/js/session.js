@@ -96,13 +96,34 @@ async function loadAudit() {
     el("td", {}, formatTime(e.at)), el("td", {}, t("event." + e.kind)), el("td", {}, actorName(e.actor)))));
 }
 
+/** The composite: status with progress while it is made, then a player and its hash. */
+async function loadComposite() {
+  const c = await api("GET", `/api/sessions/${sessionId}/composite`).catch(() => null);
+  if (!c) return "none";
+  const badge = $("#composite-status");
+  badge.dataset.status = c.status;
+  badge.textContent = t("composite.status." + c.status, { percent: Math.round(100 * c.progress) });
+  const link = $("#composite-link");
+  link.hidden = !c.media_url;
+  const video = $("#composite-video");
+  if (c.media_url) {
+    link.href = c.media_url;
+    if (video.getAttribute("src") !== c.media_url) video.src = c.media_url;
+    video.hidden = false;
+    $("#composite-hash").textContent = c.sha256;
+  }
+  return c.status;
+}
+
 async function refresh() {
   const s = await loadSession();
   await loadParticipants();
   await Promise.all([loadRecordings(), loadAudit()]);
   const status = await loadTranscript();
+  const composite = await loadComposite();
   // Keep the page current while the session runs or its transcript is being made.
-  if (["scheduled", "live"].includes(s.status) || ["pending", "running"].includes(status)) {
+  if (["scheduled", "live"].includes(s.status) || ["pending", "running"].includes(status)
+      || ["pending", "running"].includes(composite)) {
     setTimeout(refresh, 5000);
   }
 }
