@@ -153,7 +153,7 @@ async def run_peer(spec: dict[str, Any], me: dict[str, str], fixture: dict[str, 
         async def shortcut_when_connected() -> None:
             # aioice parses every datagram as STUN first and queues it for a task; once
             # SRTP is up, media datagrams skip all that.
-            while dtls._rx_srtp is None:  # noqa: ASYNC110  (aiortc has no event for it)
+            while dtls._rx_srtp is None:
                 await asyncio.sleep(0.05)
             for proto in dtls.transport._connection._protocols:
                 sock = proto.transport.get_extra_info("socket")

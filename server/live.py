@@ -29,6 +29,7 @@ from media.sendworker import SendWorkers
 from server import audit
 from server.camera_rule import CameraRule
 from server.database import Database
+from server.departures import Departures
 from server.lobby import Decision, Lobby, Waiting
 from server.models import Participant, new_id, public_name, utcnow
 from server.recordings import keep_recording
@@ -38,21 +39,6 @@ from server.settings import Settings
 from storage import ObjectStore, StorageError, session_prefix, validate_key
 
 log = logging.getLogger(__name__)
-
-
-# A connection ending for one of these reasons was not the participant's choice: it may
-# come back within reconnect_grace_s, and the record then shows a gap, not leave + join.
-INTERRUPTIONS = frozenset(
-    {"disconnected", "socket_error", "media_failed", "media_closed", "replaced"}
-)
-
-
-@dataclass(eq=False)
-class _Lost:
-    at: datetime
-    connection: str
-    dossier_id: str
-    timer: asyncio.Task[None] | None = None
 
 
 @dataclass(eq=False)
@@ -82,8 +68,8 @@ class LiveRegistry:
         self._rooms: dict[str, Room] = {}
         self.lobby = Lobby()
         self._workers = SendWorkers(settings.send_workers if settings.fast_forwarding else 0)
-        # Participants whose connection was lost, waiting reconnect_grace_s for them.
-        self._lost: dict[tuple[str, str], _Lost] = {}
+        # Leaves, and losses that wait reconnect_grace_s for a comeback.
+        self._departures = Departures(db, settings.reconnect_grace_s)
         self._finishing: set[asyncio.Task[None]] = set()
         self._notices: set[asyncio.Task[None]] = set()  # messages sent from sync callbacks
         self.camera_rule = CameraRule(db, self)  # camera-on rule, quorum, roll call
@@ -199,9 +185,7 @@ class LiveRegistry:
         holder.append(conn)
         self._sessions.setdefault(session_id, {})[participant.id] = conn
         await self.camera_rule.connected(conn)
-        lost = self._lost.pop((session_id, participant.id), None)
-        if lost is not None and lost.timer is not None:
-            lost.timer.cancel()
+        lost = self._departures.came_back(session_id, participant.id)
         event = "participant.joined"
         data: dict[str, Any] = {"connection": conn_id, "role": participant.role}
         if lost is not None:
@@ -480,7 +464,8 @@ class LiveRegistry:
 
     async def _finish(self, conn: Connection, reason: str) -> None:
         self.camera_rule.disconnected(conn)
-        await self._record_departure(conn, reason)
+        await self._departures.ended(conn.session_id, conn.dossier_id, conn.participant.id,
+                                     conn.id, reason)
         room = self._rooms.get(conn.session_id)
         if room is not None:
             # Stop forwarding first: the others stop receiving a peer that is going away.
@@ -500,55 +485,6 @@ class LiveRegistry:
             )
             await self.segments.assembled(conn.id, result.path.stem)
 
-    async def _record_departure(self, conn: Connection, reason: str) -> None:
-        """A deliberate end is a leave; an interruption waits for a reconnect first."""
-        grace = self._settings.reconnect_grace_s
-        pid = conn.participant.id
-        if reason not in INTERRUPTIONS or grace <= 0:
-            await self._audit_left(conn.session_id, conn.dossier_id, pid,
-                                   {"connection": conn.id, "reason": reason})
-            return
-        key = (conn.session_id, pid)
-        lost = _Lost(utcnow(), conn.id, conn.dossier_id)
-        self._lost[key] = lost
-        if reason != "replaced":  # a replacing connection is being opened right now
-            lost.timer = asyncio.get_running_loop().create_task(self._expire(key, lost, grace))
-        async with self._db.session() as s:
-            audit.record(s, "participant.connection_lost", actor=f"participant:{pid}",
-                         dossier_id=conn.dossier_id, session_id=conn.session_id,
-                         participant_id=pid, data={"connection": conn.id, "reason": reason})
-            await s.commit()
-
-    async def _expire(self, key: tuple[str, str], lost: _Lost, delay: float) -> None:
-        await asyncio.sleep(delay)
-        await self._give_up(key, lost)
-
-    async def _give_up(self, key: tuple[str, str], lost: _Lost) -> None:
-        """The participant did not come back: it left when its connection was lost."""
-        if self._lost.get(key) is not lost:
-            return
-        del self._lost[key]
-        await self._audit_left(key[0], lost.dossier_id, key[1], {
-            "connection": lost.connection, "reason": "connection_lost",
-            "lost_at": lost.at.isoformat(),
-        })
-
-    async def _audit_left(self, session_id: str, dossier_id: str, pid: str,
-                          data: dict[str, Any]) -> None:
-        async with self._db.session() as s:
-            audit.record(s, "participant.left", actor=f"participant:{pid}",
-                         dossier_id=dossier_id, session_id=session_id, participant_id=pid,
-                         data=data)
-            await s.commit()
-
-    async def _settle_lost(self, session_id: str | None) -> None:
-        """Stop waiting for the lost participants of ``session_id`` (None: all)."""
-        for key, lost in list(self._lost.items()):
-            if session_id is None or key[0] == session_id:
-                if lost.timer is not None:
-                    lost.timer.cancel()
-                await self._give_up(key, lost)
-
     async def end_session(self, session_id: str) -> None:
         """Tell everyone the session ended, close their connections, store media."""
         async with self.lock(session_id):
@@ -556,7 +492,7 @@ class LiveRegistry:
             self.lobby.end(session_id)
         await _send(conns, {"type": "session_ended"})
         await asyncio.gather(*(self.close(c, "session_ended") for c in conns))
-        await self._settle_lost(session_id)
+        await self._departures.settle(session_id)
         await self.camera_rule.stop(session_id)
 
     async def recover(self) -> Recovered:
@@ -571,7 +507,7 @@ class LiveRegistry:
         )
         # Closes whose callers were cancelled are still storing: let them finish.
         await asyncio.gather(*self._finishing, return_exceptions=True)
-        await self._settle_lost(None)
+        await self._departures.settle(None)
         await self.camera_rule.stop(None)
         await self.segments.close()
         await asyncio.to_thread(self._workers.close)

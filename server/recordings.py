@@ -19,12 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from media.assemble import Piece, assemble
 from media.recorder import RecordingResult
 from server import audit
 from server.database import Database
-from server.models import Recording
-from storage import ObjectStore, StorageError
+from server.models import Recording, RecordingSegment
+from storage import ObjectStore, StorageError, sha256_file
 from storage.keys import recording_key
 
 log = logging.getLogger(__name__)
@@ -69,9 +71,14 @@ async def keep_recording(
     }
     stored = False
     if result.segments:
-        pieces = [Piece(seg.path, seg.offset_s) for seg in result.segments]
+        pieces, restored = await _checked_pieces(db, store, result, connection_id)
+        if restored:
+            data["segments_restored"] = restored
         made = await asyncio.get_running_loop().run_in_executor(
             assembler, assemble, pieces, result.path)
+        for piece in pieces:  # copies fetched from the store for this assembly only
+            if piece.path not in {seg.path for seg in result.segments}:
+                await asyncio.to_thread(piece.path.unlink, True)
         data["segments"] = len(result.segments)
         if made.skipped or made.truncated:
             log.warning("%s: segments left out %s, truncated %s", result.path, made.skipped,
@@ -119,6 +126,36 @@ async def keep_recording(
     if stored:
         # The store confirmed it and the row is committed: the spool copy may go.
         await asyncio.to_thread(_remove_spool_file, result.path)
+
+
+async def _checked_pieces(db: Database, store: ObjectStore, result: RecordingResult,
+                          connection_id: str) -> tuple[list[Piece], list[str]]:
+    """The track's segments to assemble, each checked against the hash taken when it
+    closed; a spool copy that no longer matches (or is gone) is replaced by the stored
+    one when the store has it, else left for the assembler to judge. Returns the pieces
+    and the names of the segments restored from the store."""
+    async with db.session() as s:
+        rows = {r.seq: r for r in (await s.execute(select(RecordingSegment).where(
+            RecordingSegment.connection_id == connection_id,
+            RecordingSegment.track == result.path.stem))).scalars()}
+    pieces, restored = [], []
+    for seg in result.segments:
+        path, row = seg.path, rows.get(seg.seq)
+        if row is not None:
+            try:
+                digest, _ = await asyncio.to_thread(sha256_file, path)
+            except OSError:
+                digest = ""
+            if digest != row.sha256 and row.status == "stored":
+                path = path.with_name(f"{path.stem}.restored{path.suffix}")
+                try:
+                    await store.download(row.object_key, path)
+                    restored.append(seg.path.name)
+                except StorageError as exc:
+                    log.warning("segment %s could not be restored: %s", seg.path.name, exc)
+                    path = seg.path
+        pieces.append(Piece(path, seg.offset_s))
+    return pieces, restored
 
 
 def _utc(ts: float | None) -> datetime | None:

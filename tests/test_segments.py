@@ -264,3 +264,35 @@ def decode_errors(path: Path) -> str:
     probe = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-f", "null", "-"],
                            capture_output=True, text=True, check=False)
     return probe.stderr.strip() or ("" if probe.returncode == 0 else "failed")
+
+
+async def test_a_damaged_spool_segment_is_named_in_the_record(tmp_path: Path) -> None:
+    """A segment file damaged in the spool (a bad disk) before its track is assembled: its
+    hash no longer matches, so the stored copy is used instead and the record says so."""
+    settings = make_settings(tmp_path, segment_s=1.0, transcribe_on_end=False)
+    async for r in start_app(settings):
+        sid = await new_session(r)
+        member = await invite(r, sid, "Thành viên", "member")
+        client = await join_with_media(r, member, sid)
+        rows = await until(_three_stored_each, r, sid, within=20)
+        victim = next(x for x in rows if x["kind"] == "audio" and x["seq"] == 1)
+        damaged = _spool_file(r.settings.spool_dir, victim["object_key"])
+        damaged.write_bytes(b"\x1aE\xdf\xa3 not a segment any more")
+        await client.leave()
+        await until(_stored_recordings, r, sid, 2, within=20)
+        stored = [e for e in await audit(r, sid) if e["kind"] == "recording.stored"
+                  and e["data"]["kind"] == "audio"]
+        (event,) = stored
+        assert event["data"]["segments_restored"] == [damaged.name], event["data"]
+        assert "segments_skipped" not in event["data"]
+        rec = next(x for x in await r.api("GET", f"/api/sessions/{sid}/recordings")
+                   if x["kind"] == "audio")
+        rows = [x for x in await segments(r, sid) if x["kind"] == "audio"]
+        assert rec["frames"] == sum(x["frames"] for x in rows)  # nothing left out
+        await check_stored(r, [victim])
+
+
+def _spool_file(spool: Path, key: str) -> Path:
+    name = Path(key).name.split("-", 1)[1]
+    (found,) = [p for p in spool.rglob(name)]
+    return found
