@@ -582,6 +582,8 @@ async def test_unknown_and_absurd_ids_are_404(running_db: Running) -> None:
         ("GET", "/api/sessions/{id}/audit", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/attendance", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/segments", None, "session.not_found"),
+        ("GET", "/api/sessions/{id}/composite", None, "session.not_found"),
+        ("GET", "/api/sessions/{id}/composite.webm", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/attendance.csv", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/attendance.pdf", None, "session.not_found"),
         ("POST", "/api/sessions/{id}/room", {"participant_id": "x", "present": True},
