@@ -66,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--name", default="", help="what the token is for")
     _add_setting_options(tcreate)
 
+    tr = sub.add_parser("transcribe", help="transcribe one audio or video file (text to "
+                        "standard output with --format txt)")
+    tr.add_argument("file", type=Path, help="any file FFmpeg decodes (WebM, Ogg, WAV, MP4…)")
+    tr.add_argument("--language", default=None,
+                    help="spoken language, ISO 639-1 (default: HOIDONG_DEFAULT_LANGUAGE)")
+    tr.add_argument("--format", default="txt", choices=["txt", "vtt", "srt", "json"])
+    tr.add_argument("--speaker", default=None, help="name to show (default: the file's name)")
+    _add_setting_options(tr)
+
     settings = sub.add_parser("settings", help="list every setting")
     settings.add_argument("--markdown", action="store_true", help="as the README's table")
     return parser
@@ -106,7 +115,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_create_user(settings, args))
     if args.command == "token":
         return asyncio.run(_create_token(settings, args))
+    if args.command == "transcribe":
+        return _transcribe_file(settings, args)
     return 2  # pragma: no cover - argparse enforces the commands
+
+
+def _transcribe_file(settings: Settings, args: argparse.Namespace) -> int:
+    """Transcribe ``args.file`` with the configured model; the chosen format on stdout."""
+    from transcription import (
+        AudioError,
+        ModelError,
+        Speaker,
+        Transcriber,
+        initial_prompt,
+        merge_by_time,
+        resolve_model,
+        to_json,
+        to_srt,
+        to_webvtt,
+    )
+
+    language = args.language or settings.default_language
+    if not (len(language) in (2, 3) and language.isalpha() and language.islower()):
+        print(f"hoidong: {language!r} is not a language code (e.g. vi, en)", file=sys.stderr)
+        return 2
+    try:
+        model = resolve_model(settings.whisper_model, settings.model_cache_dir)
+        transcriber = Transcriber(model, cpu_threads=settings.resolved_cpu_threads,
+                                  compute_type=settings.whisper_compute_type,
+                                  beam_size=settings.whisper_beam_size)
+    except ModelError as exc:
+        print(f"hoidong: {exc}", file=sys.stderr)
+        return 1
+    if transcriber.multilingual and language not in transcriber.languages:
+        print(f"hoidong: the model does not know the language {language!r}", file=sys.stderr)
+        return 2
+    try:
+        track = transcriber.transcribe_track(args.file, language=language,
+                                             prompt=initial_prompt(None, language))
+    except AudioError as exc:
+        print(f"hoidong: {exc}", file=sys.stderr)
+        return 1
+    speaker = Speaker("speaker", args.speaker or args.file.stem, "")
+    merged = merge_by_time([(speaker, 0.0, track.segments)])
+    if args.format == "json":
+        import json
+
+        document = to_json(merged, session_id="", language=track.language or language,
+                           model=settings.whisper_model, speakers=[speaker])
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=1) + "\n")
+    elif args.format == "vtt":
+        sys.stdout.write(to_webvtt(merged))
+    elif args.format == "srt":
+        sys.stdout.write(to_srt(merged))
+    else:
+        sys.stdout.write("".join(seg.text.strip() + "\n" for seg in merged))
+    return 0
 
 
 def _serve(settings: Settings) -> int:

@@ -206,6 +206,8 @@ class Dossier(Base):
     title: Mapped[str] = mapped_column(String(500))
     institution: Mapped[str] = mapped_column(String(500), default="")
     phase: Mapped[str] = mapped_column(String(20))  # evaluation | appraisal
+    # Words Whisper should expect (names, programmes); None: the default accreditation terms.
+    vocabulary: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -349,6 +351,10 @@ class Transcript(Base):
     error_code: Mapped[str | None] = mapped_column(String(100), default=None)
     error_detail: Mapped[str | None] = mapped_column(Text, default=None)
     error_params: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # for the message
+    # Per track: {"tracks": [{recording, participant, status, error?}], "done", "total"}.
+    progress: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # Exports besides JSON and WebVTT: format (srt, txt, docx, pdf, speaker-<id>.vtt …) → key.
+    exports: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     json_key: Mapped[str | None] = mapped_column(String(500), default=None)
     json_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     vtt_key: Mapped[str | None] = mapped_column(String(500), default=None)

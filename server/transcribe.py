@@ -27,6 +27,7 @@ from sqlalchemy import delete, select
 from server import audit
 from server.database import Database
 from server.models import (
+    Dossier,
     MeetingSession,
     Participant,
     Recording,
@@ -40,13 +41,19 @@ from server.settings import Settings
 from storage import ObjectStore, StorageError
 from storage.keys import session_prefix, validate_key
 from transcription import (
+    AudioError,
     ModelError,
     Speaker,
+    SpeakerSegment,
     Transcriber,
     TranscriptionError,
+    for_speaker,
+    initial_prompt,
     merge_by_time,
     resolve_model,
     to_json,
+    to_srt,
+    to_text,
     to_webvtt,
 )
 
@@ -193,23 +200,45 @@ class TranscriptionService:
                        Recording.status == "stored")
                 .order_by(Recording.started_at)
             )).all()
+            dossier = await s.get(Dossier, session.dossier_id)
         transcriber = await self._get_transcriber()
         language = session.language
         if not transcriber.multilingual:
             language = "en"
+        prompt = initial_prompt(dossier.vocabulary if dossier else None, language)
+        progress: dict[str, Any] = {"tracks": [
+            {"recording": rec.id, "participant": participant.id, "status": "pending"}
+            for rec, participant in recordings], "done": 0, "total": len(recordings)}
+        await self._progress(row.id, progress)
         origin = session.started_at or min(
             (r.started_at for r, _ in recordings), default=utcnow()
         )
         tracks: list[tuple[Speaker, float, Any]] = []
         speakers: dict[str, Speaker] = {}
         with tempfile.TemporaryDirectory(prefix="hoidong-asr-") as tmp:
-            for rec, participant in recordings:
+            for n, (rec, participant) in enumerate(recordings):
                 assert rec.object_key is not None
                 local = Path(tmp) / f"{rec.id}.webm"
+                track = progress["tracks"][n]
+                track["status"] = "running"
+                await self._progress(row.id, progress)
                 await self._store.download(rec.object_key, local)
-                segments = await asyncio.to_thread(
-                    transcriber.transcribe, local, language=language
-                )
+                try:
+                    segments = await asyncio.to_thread(
+                        transcriber.transcribe, local, language=language, prompt=prompt
+                    )
+                except AudioError as exc:
+                    # One unreadable track must not sink the others: it says why, and
+                    # the transcript is made from the rest.
+                    track.update(status="failed", error={"code": exc.code,
+                                                         "params": dict(exc.params or {})})
+                    progress["done"] += 1
+                    await self._progress(row.id, progress)
+                    local.unlink(missing_ok=True)
+                    continue
+                track["status"], track["lines"] = "done", len(segments)
+                progress["done"] += 1
+                await self._progress(row.id, progress)
                 speaker = speakers.setdefault(
                     participant.id,
                     Speaker(participant.id, public_name(participant), participant.role),
@@ -229,6 +258,7 @@ class TranscriptionService:
             "application/json",
         )
         vtt_obj = await self._store.put_bytes(vtt_key, to_webvtt(merged).encode(), "text/vtt")
+        exports = await self._exports(prefix, row.id, merged, list(speakers.values()))
         async with self._db.session() as s:
             t = await s.get(Transcript, row.id)
             assert t is not None
@@ -244,14 +274,50 @@ class TranscriptionService:
             t.status, t.model, t.language = "done", model_name, language
             t.json_key, t.json_sha256 = json_key, json_obj.sha256
             t.vtt_key, t.vtt_sha256 = vtt_key, vtt_obj.sha256
+            t.exports, t.progress = exports, progress
+            failed = [tr for tr in progress["tracks"] if tr["status"] == "failed"]
+            if failed:  # made from the other tracks; the reason stays on the transcript
+                t.error_code = failed[0]["error"]["code"]
+                t.error_params = failed[0]["error"]["params"]
+                t.error_detail = f"{len(failed)} of {len(progress['tracks'])} tracks unreadable"
             t.completed_at = utcnow()
             audit.record(s, "transcript.stored", dossier_id=session.dossier_id,
                          session_id=session_id,
                          data={"transcript_id": t.id, "json_key": json_key,
                                "json_sha256": json_obj.sha256, "vtt_key": vtt_key,
                                "vtt_sha256": vtt_obj.sha256, "segments": len(merged),
+                               "exports": exports, "failed_tracks": sum(
+                                   tr["status"] == "failed" for tr in progress["tracks"]),
                                "tracks": len(tracks), "model": model_name})
             await s.commit()
         log.info("session %s transcribed: %d lines from %d tracks", session_id, len(merged),
                  len(tracks))
 
+
+
+    async def _progress(self, transcript_id: str, progress: dict[str, Any]) -> None:
+        async with self._db.session() as s:
+            t = await s.get(Transcript, transcript_id)
+            if t is not None:
+                t.progress = json.loads(json.dumps(progress))  # a new value: JSON is compared
+                await s.commit()
+
+    async def _exports(self, prefix: str, transcript_id: str, merged: list[SpeakerSegment],
+                       speakers: list[Speaker]) -> dict[str, Any]:
+        """SRT and plain text for the session, WebVTT and SRT per speaker; stored
+        write-once under the transcript's id; returns format → {key, sha256}."""
+        documents: dict[str, tuple[bytes, str]] = {
+            "srt": (to_srt(merged).encode(), "application/x-subrip"),
+            "txt": (to_text(merged).encode(), "text/plain"),
+        }
+        for speaker in speakers:
+            own = for_speaker(merged, speaker.id)
+            documents[f"speaker-{speaker.id}.vtt"] = (to_webvtt(own).encode(), "text/vtt")
+            documents[f"speaker-{speaker.id}.srt"] = (to_srt(own).encode(),
+                                                      "application/x-subrip")
+        out: dict[str, Any] = {}
+        for name, (data, content_type) in documents.items():
+            key = validate_key(f"{prefix}transcripts/{transcript_id}/{name}")
+            obj = await self._store.put_bytes(key, data, content_type)
+            out[name] = {"key": key, "sha256": obj.sha256, "size": obj.size}
+        return out

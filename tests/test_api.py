@@ -583,10 +583,20 @@ async def test_unknown_and_absurd_ids_are_404(running_db: Running) -> None:
         ("GET", "/api/sessions/{id}/attendance", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/segments", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/composite", None, "session.not_found"),
+        ("GET", "/api/sessions/{id}/transcript.srt", None, "session.not_found"),
+        ("GET", "/api/sessions/{id}/transcript.txt", None, "session.not_found"),
+        ("GET", "/api/sessions/{id}/transcript.docx", None, "session.not_found"),
+        ("GET", "/api/sessions/{id}/transcript.pdf", None, "session.not_found"),
+        ("POST", "/api/sessions/{id}/transcript/rerun", None, "session.not_found"),
+        ("PUT", "/api/dossiers/{id}/vocabulary", {"terms": None}, "dossier.not_found"),
         ("GET", "/api/sessions/{id}/composite.webm", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/attendance.csv", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/attendance.pdf", None, "session.not_found"),
         ("POST", "/api/sessions/{id}/room", {"participant_id": "x", "present": True},
+         "session.not_found"),
+        ("GET", "/api/sessions/{id}/speakers/{participant_id}/transcript.vtt", None,
+         "session.not_found"),
+        ("GET", "/api/sessions/{id}/speakers/{participant_id}/transcript.srt", None,
          "session.not_found"),
         ("GET", "/api/recordings/{id}/media", None, "recording.not_found"),
     ]
@@ -602,6 +612,7 @@ async def test_unknown_and_absurd_ids_are_404(running_db: Running) -> None:
               if p.startswith("/api/dossiers/")]
     failures = []
     for method, path, body, code in cases:
+        path = path.replace("{participant_id}", "0" * 32)
         status, got = await call(r, method, path, json_body=body)
         try:
             assert_error(status, got, 404, code)

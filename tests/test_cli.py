@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -172,3 +173,27 @@ def test_settings_lists_every_env_var(data_dir: Path) -> None:
     for line in markdown_table().splitlines()[2:]:
         env = line.split("|")[2].strip().strip("`")
         assert env in out, env
+
+
+@pytest.mark.slow
+def test_transcribe_one_file(tmp_path: Path, espeak: str) -> None:
+    """``hoidong transcribe FILE``: the text on standard output, SubRip and JSON on
+    request; a bad language code or a file that is not audio is a clear error."""
+    from tests.test_e2e_browser import make_speech
+
+    wav = make_speech(espeak, tmp_path / "speech.wav")
+    env = {"HOIDONG_WHISPER_MODEL": "tiny.en"}
+    text = ok(run("transcribe", str(wav), "--language", "en", data_dir=tmp_path, env=env))
+    assert "council" in text.lower(), text
+    srt = ok(run("transcribe", str(wav), "--language", "en", "--format", "srt",
+                 "--speaker", "Thư ký", data_dir=tmp_path, env=env))
+    assert srt.startswith("1\n00:00:0") and " --> " in srt and "Thư ký: " in srt, srt
+    document = json.loads(ok(run("transcribe", str(wav), "--language", "en", "--format",
+                                 "json", data_dir=tmp_path, env=env)))
+    assert document["segments"] and document["segments"][0]["words"]
+    bad = run("transcribe", str(wav), "--language", "vietnamese", data_dir=tmp_path, env=env)
+    assert bad.returncode == 2 and "language" in bad.stderr
+    not_audio = tmp_path / "notes.txt"
+    not_audio.write_text("biên bản")
+    bad = run("transcribe", str(not_audio), data_dir=tmp_path, env=env)
+    assert bad.returncode == 1 and "cannot decode" in bad.stderr

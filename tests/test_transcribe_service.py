@@ -124,7 +124,8 @@ async def test_session_without_audio_gets_an_empty_done_transcript(
 
 
 @pytest.mark.slow
-async def test_unreadable_recording_fails_with_a_complete_message(tmp_path: Path) -> None:
+async def test_unreadable_recording_gives_an_empty_transcript_with_the_reason(
+        tmp_path: Path) -> None:
     async with app_with(tmp_path, transcribe_on_end=True) as running:  # tiny.en
         d = await running.api("POST", "/api/dossiers", {"title": "H", "phase": "evaluation"},
                               status=201)
@@ -143,8 +144,12 @@ async def test_unreadable_recording_fails_with_a_complete_message(tmp_path: Path
             await db.commit()
         await running.api("POST", f"/api/sessions/{s['id']}/end")
         transcript = await settled_transcript(running, s["id"])
-        assert transcript["status"] == "failed", transcript
+        # Never a stuck or failed job: an empty transcript that says why.
+        assert transcript["status"] == "done", transcript
+        assert transcript["segments"] == []
         assert transcript["error"]["code"] == "audio.unreadable"
+        (track,) = transcript["progress"]["tracks"]
+        assert track["status"] == "failed" and track["error"]["code"] == "audio.unreadable"
         # The message names the file (its parameters were kept), never a raw placeholder.
         messages = transcript["error"]["message"]
         assert set(messages) == {"vi", "en"}
@@ -152,5 +157,77 @@ async def test_unreadable_recording_fails_with_a_complete_message(tmp_path: Path
             assert "{" not in message, (lang, message)
             assert ".webm" in message, (lang, message)
         events = await running.api("GET", f"/api/sessions/{s['id']}/audit")
-        assert [e["data"]["code"] for e in events if e["kind"] == "transcript.failed"] == [
-            "audio.unreadable"]
+        (stored,) = [e for e in events if e["kind"] == "transcript.stored"]
+        assert stored["data"]["failed_tracks"] == 1
+
+
+async def stored_speech(running: Running, sid: str, did: str, pid: str, wav: Path,
+                        out: Path) -> None:
+    """``wav`` as an Opus WebM recording of ``pid`` (as the recorder would store it)."""
+    import subprocess
+
+    from media.ffmpeg import ffmpeg_path
+
+    await asyncio.to_thread(subprocess.run, [ffmpeg_path(), "-v", "error", "-y", "-i",
+                                             str(wav), "-c:a", "libopus", str(out)], check=True)
+    key = recording_key(did, sid, pid, f"c0-{pid[:6]}-audio-0", "webm")
+    obj = await running.app[STORE].put_file(key, out, "audio/webm")
+    async with running.app[DB].session() as db:
+        db.add(Recording(session_id=sid, participant_id=pid, kind="audio", codec="opus",
+                         container="webm", status="stored", started_at=utcnow(),
+                         ended_at=utcnow(), duration_s=3.0, frames=150, object_key=key,
+                         sha256=obj.sha256, size=obj.size))
+        await db.commit()
+
+
+@pytest.mark.slow
+async def test_exports_progress_vocabulary_and_rerun(tmp_path: Path, espeak: str) -> None:
+    """Two speakers: the transcript's SRT, text and per-speaker exports; progress per
+    track; a dossier's own vocabulary; staff run it again (a new transcript)."""
+    from tests.test_e2e_browser import make_speech
+
+    wav = make_speech(espeak, tmp_path / "speech.wav")
+    async with app_with(tmp_path, transcribe_on_end=True) as running:  # tiny.en
+        d = await running.api("POST", "/api/dossiers", {"title": "H", "phase": "appraisal"},
+                              status=201)
+        vocab = await running.api("PUT", f"/api/dossiers/{d['id']}/vocabulary",
+                                  {"terms": ["accreditation council", "university report"]})
+        assert vocab["vocabulary"] == ["accreditation council", "university report"]
+        s = await running.api("POST", f"/api/dossiers/{d['id']}/sessions",
+                              {"kind": "council_meeting", "title": "P"}, status=201)
+        people = [await running.api("POST", f"/api/sessions/{s['id']}/participants",
+                                    {"name": name, "role": "member"}, status=201)
+                  for name in ("Ủy viên Một", "Ủy viên Hai")]
+        await running.api("POST", f"/api/sessions/{s['id']}/start")
+        for n, p in enumerate(people):
+            await stored_speech(running, s["id"], d["id"], p["id"], wav,
+                                tmp_path / f"{n}.webm")
+        resp = await running.client.post(f"/api/sessions/{s['id']}/transcript/rerun",
+                                         headers=running.auth())
+        assert resp.status == 409  # not ended yet
+        await running.api("POST", f"/api/sessions/{s['id']}/end")
+        transcript = await settled_transcript(running, s["id"])
+        assert transcript["status"] == "done" and transcript["error"] is None
+        assert transcript["progress"]["done"] == transcript["progress"]["total"] == 2
+        assert {x["status"] for x in transcript["progress"]["tracks"]} == {"done"}
+        speakers = {seg["speaker"] for seg in transcript["segments"]}
+        assert speakers == {"Ủy viên Một", "Ủy viên Hai"}
+        exports = transcript["exports"]
+        srt = await (await running.client.get(exports["srt"], headers=running.auth())).text()
+        assert srt.startswith("1\n") and "Ủy viên Một: " in srt and "Ủy viên Hai: " in srt
+        txt = await (await running.client.get(exports["txt"], headers=running.auth())).text()
+        assert "council" in txt.lower()
+        one = people[0]["id"]
+        resp = await running.client.get(exports[f"speaker-{one}.vtt"], headers=running.auth())
+        own = await resp.text()
+        assert resp.status == 200 and own.startswith("WEBVTT")
+        assert "Ủy viên Một" in own and "Ủy viên Hai" not in own
+        # Run again: a new transcript; the first one stays.
+        resp = await running.client.post(f"/api/sessions/{s['id']}/transcript/rerun",
+                                         headers=running.auth())
+        assert resp.status == 202
+        again = await settled_transcript(running, s["id"])
+        assert again["status"] == "done" and again["sha256"]
+        events = await running.api("GET", f"/api/sessions/{s['id']}/audit")
+        assert [e["kind"] for e in events].count("transcript.stored") == 2
+        assert "transcript.rerun" in [e["kind"] for e in events]

@@ -88,18 +88,22 @@ class Transcriber:
         """Language codes the model accepts (``{"en"}`` for English-only models)."""
         return self._languages
 
-    def transcribe(self, audio_path: Path, *, language: str | None) -> list[TranscriptSegment]:
+    def transcribe(self, audio_path: Path, *, language: str | None,
+                   prompt: str | None = None) -> list[TranscriptSegment]:
         """Transcribe one track; see ``transcribe_track`` (this drops the metadata)."""
-        return self.transcribe_track(audio_path, language=language).segments
+        return self.transcribe_track(audio_path, language=language, prompt=prompt).segments
 
-    def transcribe_track(self, audio_path: Path, *, language: str | None) -> TrackTranscript:
+    def transcribe_track(self, audio_path: Path, *, language: str | None,
+                         prompt: str | None = None) -> TrackTranscript:
         """Transcribe one audio file (anything FFmpeg/PyAV decodes: Ogg/Opus, WebM/Opus,
         WAV, ...; mixed down to mono 16 kHz).
 
         ``language`` is a Whisper code such as ``"vi"``, or ``None`` to detect it from the
         first 30 s. English-only models ignore it and use ``"en"``; the result's
-        ``language`` records what was used. Times are seconds from the start of the file.
-        Silent or empty audio gives no segments, not an error. Blocking.
+        ``language`` records what was used. ``prompt`` (the domain vocabulary, see
+        :func:`transcription.vocabulary.initial_prompt`) is Whisper's initial prompt.
+        Times are seconds from the start of the file. Silent or empty audio gives no
+        segments, not an error. Blocking.
 
         Raises:
             AudioError: ``"audio.unreadable"`` (missing file, not media, no audio stream).
@@ -122,6 +126,7 @@ class Transcriber:
             # Meetings drift between topics and speakers; conditioning on the previous
             # text makes Whisper loop on hallucinated repetitions after a silence.
             condition_on_previous_text=False,
+            initial_prompt=prompt,
         )
         # The iterator does the decoding work lazily; consume it here, in the caller's thread.
         segments = [s for s in map(_segment, segments_iter) if s.text]

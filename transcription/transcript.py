@@ -276,6 +276,27 @@ def to_webvtt(segments: Sequence[SpeakerSegment]) -> str:
     return "\n".join(lines)
 
 
+def to_srt(segments: Sequence[SpeakerSegment]) -> str:
+    """Render SubRip: numbered cues ``HH:MM:SS,mmm --> HH:MM:SS,mmm`` with ``Name: text``
+    (one line each), separated by blank lines; the same clamping as :func:`to_webvtt`."""
+    cues: list[str] = []
+    for seg in segments:
+        text = _one_line(seg.text)
+        if not text:
+            continue
+        start = max(0, round(seg.start * 1000))
+        end = max(start + 1, round(seg.end * 1000))
+        name = _one_line(seg.speaker_name) or seg.speaker_id
+        cues.append(f"{len(cues) + 1}\n{_vtt_time(start).replace('.', ',')} --> "
+                    f"{_vtt_time(end).replace('.', ',')}\n{name}: {text}\n")
+    return "\n".join(cues)
+
+
+def for_speaker(segments: Sequence[SpeakerSegment], speaker_id: str) -> list[SpeakerSegment]:
+    """The segments one participant spoke (for per-speaker exports)."""
+    return [seg for seg in segments if seg.speaker_id == speaker_id]
+
+
 def to_text(segments: Sequence[SpeakerSegment]) -> str:
     """Render ``[HH:MM:SS] Name: text`` lines (start time truncated to the second), one per
     segment with non-blank text, newline-terminated. A blank name falls back to the id."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
-from server import reports
+from server import audit, reports
 from server.api.framework import ApiRegistry
 from server.api.schemas import (
     AuditEventOut,
@@ -32,7 +32,7 @@ from server.models import (
     public_name,
 )
 from server.policy import require
-from server.state import DB, LIVE, SETTINGS, STORE
+from server.state import DB, LIVE, SETTINGS, STORE, TRANSCRIPTION
 from storage import ObjectNotFound
 
 api = ApiRegistry()
@@ -154,13 +154,114 @@ async def get_transcript(request: web.Request) -> TranscriptOut:
     if t.error_code:
         error = {"code": t.error_code, "message": both(t.error_code, t.error_params),
                  "detail": t.error_detail}
+    base = f"/api/sessions/{m.id}"
+    exports = {"json": f"{base}/transcript.json", "vtt": f"{base}/transcript.vtt"} if (
+        t.status == "done") else {}
+    for name in t.exports or {}:
+        if name.startswith("speaker-"):
+            pid, _, fmt = name[len("speaker-"):].partition(".")
+            exports[name] = f"{base}/speakers/{pid}/transcript.{fmt}"
+        else:
+            exports[name] = f"{base}/transcript.{name}"
     return TranscriptOut(
         session_id=m.id, status=t.status, language=t.language, model=t.model, error=error,
         sha256=t.json_sha256,
         segments=[TranscriptLine(participant_id=p.id, speaker=public_name(p), role=p.role,
                                  start=seg.start_s, end=seg.end_s, text=seg.text)
                   for seg, p in rows],
+        progress=t.progress, exports=exports,
     )
+
+
+EXPORT_TYPES = {"srt": "application/x-subrip", "txt": "text/plain",
+                "vtt": "text/vtt",
+                "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "pdf": "application/pdf"}
+
+
+async def _export(request: web.Request, name: str, fmt: str) -> web.Response:
+    """A stored export of the session's latest finished transcript."""
+    require(request, "transcript.read")
+    async with request.app[DB].session() as s:
+        m = await session_from_path(s, request)
+        t = (await s.execute(
+            select(Transcript).where(Transcript.session_id == m.id, Transcript.status == "done")
+            .order_by(Transcript.created_at.desc()).limit(1)
+        )).scalar_one_or_none()
+    entry = (t.exports or {}).get(name) if t is not None else None
+    if entry is None:
+        raise ApiError(404, "transcript.not_ready")
+    data = await request.app[STORE].get_bytes(entry["key"])
+    binary = fmt in ("docx", "pdf")
+    return web.Response(body=data, content_type=EXPORT_TYPES[fmt],
+                        charset=None if binary else "utf-8",
+                        headers={"X-Content-SHA256": entry["sha256"], "Content-Disposition":
+                                 f'attachment; filename="transcript-{m.id}-{name}"'})
+
+
+@api.route("GET", "/api/sessions/{session_id}/transcript.srt", summary="The transcript as "
+           "SubRip (Name: text)", response=None, response_content_type="application/x-subrip")
+async def get_transcript_srt(request: web.Request) -> web.Response:
+    return await _export(request, "srt", "srt")
+
+
+@api.route("GET", "/api/sessions/{session_id}/transcript.txt", summary="The transcript as "
+           "plain text ([HH:MM:SS] Name: text)", response=None,
+           response_content_type="text/plain")
+async def get_transcript_txt(request: web.Request) -> web.Response:
+    return await _export(request, "txt", "txt")
+
+
+@api.route("GET", "/api/sessions/{session_id}/transcript.docx", summary="The transcript as "
+           "a Word document (Vietnamese layout)", response=None,
+           response_content_type=EXPORT_TYPES["docx"])
+async def get_transcript_docx(request: web.Request) -> web.Response:
+    return await _export(request, "docx", "docx")
+
+
+@api.route("GET", "/api/sessions/{session_id}/transcript.pdf", summary="The transcript as "
+           "an A4 PDF (Vietnamese layout)", response=None,
+           response_content_type="application/pdf")
+async def get_transcript_pdf(request: web.Request) -> web.Response:
+    return await _export(request, "pdf", "pdf")
+
+
+@api.route("GET", "/api/sessions/{session_id}/speakers/{participant_id}/transcript.vtt",
+           summary="One speaker's transcript as WebVTT", response=None,
+           response_content_type="text/vtt")
+async def get_speaker_vtt(request: web.Request) -> web.Response:
+    pid = request.match_info["participant_id"]
+    return await _export(request, f"speaker-{pid}.vtt", "vtt")
+
+
+@api.route("GET", "/api/sessions/{session_id}/speakers/{participant_id}/transcript.srt",
+           summary="One speaker's transcript as SubRip", response=None,
+           response_content_type="application/x-subrip")
+async def get_speaker_srt(request: web.Request) -> web.Response:
+    pid = request.match_info["participant_id"]
+    return await _export(request, f"speaker-{pid}.srt", "srt")
+
+
+@api.route("POST", "/api/sessions/{session_id}/transcript/rerun", summary="Transcribe the "
+           "session again (a new transcript; the earlier ones stay)", response=None,
+           status=202)
+async def rerun_transcript(request: web.Request) -> web.Response:
+    ident = require(request, "session.control")
+    async with request.app[DB].session() as s:
+        m = await session_from_path(s, request)
+        busy = (await s.execute(select(Transcript.id).where(
+            Transcript.session_id == m.id, Transcript.status.in_(("pending", "running")))
+        )).first()
+    if m.status not in (SessionStatus.ENDED, SessionStatus.ARCHIVED):
+        raise ApiError(409, "session.not_ended")
+    if busy is not None:
+        raise ApiError(409, "transcript.busy")
+    await request.app[TRANSCRIPTION].enqueue(m.id)
+    async with request.app[DB].session() as s:
+        audit.record(s, "transcript.rerun", actor=ident.actor, dossier_id=m.dossier_id,
+                     session_id=m.id)
+        await s.commit()
+    return web.json_response({"ok": True}, status=202)
 
 
 @api.route("GET", "/api/sessions/{session_id}/transcript.vtt", summary="The transcript as "

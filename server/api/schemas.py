@@ -51,7 +51,18 @@ class DossierOut(BaseModel):
     title: str
     institution: str
     phase: str
+    vocabulary: list[str] | None = None
     created_at: datetime
+
+
+Term = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class VocabularyIn(Strict):
+    """Words Whisper should expect in this dossier's sessions (names of the institution,
+    programmes, people); null: the default accreditation terms."""
+
+    terms: list[Term] | None = Field(max_length=200)
 
 
 class PolicyIn(Strict):
@@ -179,6 +190,11 @@ class TranscriptOut(BaseModel):
     error: dict[str, Any] | None
     sha256: str | None
     segments: list[TranscriptLine]
+    progress: dict[str, Any] | None = Field(
+        default=None, description="Per track: {tracks: [{recording, participant, status, "
+        "error}], done, total}.")
+    exports: dict[str, str] = Field(default_factory=dict,
+                                    description="Export format → download URL.")
 
 
 class AuditEventOut(BaseModel):

@@ -22,6 +22,7 @@ from server.api.schemas import (
     SessionIn,
     SessionOut,
     UserOut,
+    VocabularyIn,
 )
 from server.errors import ApiError
 from server.models import (
@@ -121,6 +122,20 @@ async def get_dossier(request: web.Request) -> DossierOut:
     require(request, "dossier.read")
     async with request.app[DB].session() as s:
         d = await get_or_404(s, Dossier, request.match_info["dossier_id"], "dossier.not_found")
+        return DossierOut.model_validate(d)
+
+
+@api.route("PUT", "/api/dossiers/{dossier_id}/vocabulary", summary="The words Whisper "
+           "should expect in this dossier's sessions (null: the default accreditation terms)",
+           body=VocabularyIn, response=DossierOut)
+async def set_vocabulary(request: web.Request, body: VocabularyIn) -> DossierOut:
+    ident = require(request, "dossier.create")
+    async with request.app[DB].session() as s:
+        d = await get_or_404(s, Dossier, request.match_info["dossier_id"], "dossier.not_found")
+        d.vocabulary = body.terms
+        audit.record(s, "dossier.vocabulary", actor=ident.actor, dossier_id=d.id,
+                     data={"terms": body.terms})
+        await s.commit()
         return DossierOut.model_validate(d)
 
 

@@ -76,12 +76,36 @@ async function loadTranscript() {
     $(id).hidden = tr.status !== "done";
     $(id).href = `/api/sessions/${sessionId}/transcript.${fmt}`;
   }
+  // Every other export of the finished transcript (SRT, text, DOCX, PDF, per speaker).
+  $("#transcript-exports").replaceChildren(...Object.entries(tr.exports || {})
+    .filter(([name]) => !["json", "vtt"].includes(name))
+    .map(([name, url]) => el("a", { href: url, dataset: { format: name } }, exportLabel(name))));
+  const progress = tr.progress;
+  const busy = progress && ["pending", "running"].includes(tr.status);
+  $("#transcript-progress").textContent = busy
+    ? t("transcript.progress", { done: progress.done, total: progress.total }) : "";
+  $("#transcript-tracks").replaceChildren(...(progress ? progress.tracks : [])
+    .filter((track) => track.status === "failed")
+    .map((track) => {
+      const err = track.error;
+      return el("li", { dataset: { participantId: track.participant } },
+        participants.get(track.participant)?.name ?? track.participant, ": ",
+        t("transcript.track_failed", { reason: t(err.code, err.params) }));
+    }));
+  $("#transcript-rerun").hidden = !["done", "failed"].includes(tr.status);
   const items = tr.segments.map((s) => el("li", { dataset: { participantId: s.participant_id } },
     el("span", { class: "time" }, formatOffset(s.start)), " ",
     el("strong", {}, s.speaker), el("span", { class: "hint" }, ` (${t("role." + s.role)})`), ": ",
     el("span", { class: "text" }, s.text)));
   $("#transcript").replaceChildren(...(items.length ? items : [el("li", { class: "hint" }, t("transcript.empty"))]));
   return tr.status;
+}
+
+/** "srt" → "SRT"; "speaker-<id>.vtt" → "<name> (VTT)". */
+function exportLabel(name) {
+  if (!name.startsWith("speaker-")) return name.toUpperCase();
+  const [id, fmt] = name.slice("speaker-".length).split(".");
+  return `${participants.get(id)?.name ?? id} (${fmt.toUpperCase()})`;
 }
 
 /** "participant:<id>" shown as the participant's name; other actors as recorded. */
@@ -135,6 +159,10 @@ $("#start-session").addEventListener("click", async () => {
 $("#end-session").addEventListener("click", async () => {
   if (!confirm(t("session.end_confirm"))) return;
   try { await api("POST", `/api/sessions/${sessionId}/end`); showError(null); await refresh(); }
+  catch (err) { showError(err); }
+});
+$("#transcript-rerun").addEventListener("click", async () => {
+  try { await api("POST", `/api/sessions/${sessionId}/transcript/rerun`); showError(null); await refresh(); }
   catch (err) { showError(err); }
 });
 $("#participant-form").addEventListener("submit", async (ev) => {
