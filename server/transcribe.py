@@ -19,6 +19,8 @@ import asyncio
 import json
 import logging
 import tempfile
+from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from sqlalchemy import delete, select
 
 from server import audit
 from server.database import Database
+from server.i18n import t
 from server.models import (
     Dossier,
     MeetingSession,
@@ -38,6 +41,7 @@ from server.models import (
     utcnow,
 )
 from server.settings import Settings
+from server.transcript_docs import render_transcript_docx, render_transcript_pdf
 from storage import ObjectStore, StorageError
 from storage.keys import session_prefix, validate_key
 from transcription import (
@@ -258,7 +262,13 @@ class TranscriptionService:
             "application/json",
         )
         vtt_obj = await self._store.put_bytes(vtt_key, to_webvtt(merged).encode(), "text/vtt")
-        exports = await self._exports(prefix, row.id, merged, list(speakers.values()))
+        people = [{"id": p.id, "name": p.name, "pseudonym": p.pseudonym, "role": p.role}
+                  for p in dict.fromkeys(p for _, p in recordings)]
+        layout = {"dossier_title": dossier.title if dossier else "", "session": {
+            "title": session.title, "kind": session.kind,
+            "started_at": _iso(session.started_at), "ended_at": _iso(session.ended_at),
+            "spoken_language": language, "model": model_name}, "participants": people}
+        exports = await self._exports(prefix, row.id, merged, list(speakers.values()), layout)
         async with self._db.session() as s:
             t = await s.get(Transcript, row.id)
             assert t is not None
@@ -303,12 +313,25 @@ class TranscriptionService:
                 await s.commit()
 
     async def _exports(self, prefix: str, transcript_id: str, merged: list[SpeakerSegment],
-                       speakers: list[Speaker]) -> dict[str, Any]:
-        """SRT and plain text for the session, WebVTT and SRT per speaker; stored
-        write-once under the transcript's id; returns format → {key, sha256}."""
+                       speakers: list[Speaker], layout: dict[str, Any]) -> dict[str, Any]:
+        """SRT, plain text, DOCX and PDF (Vietnamese layout, in the interface's language)
+        for the session, WebVTT and SRT per speaker; stored write-once under the
+        transcript's id; returns format → {key, sha256, size}."""
+        lang = self._settings.ui_language
+
+        def text(key: str, params: Mapping[str, object] | None) -> str:
+            return t(key, lang, params)
+
+        doc = {**layout, "language": lang, "generated_at": utcnow().isoformat(),
+               "segments": [{"start": s.start, "end": s.end, "speaker_id": s.speaker_id,
+                             "speaker_name": s.speaker_name, "text": s.text} for s in merged]}
         documents: dict[str, tuple[bytes, str]] = {
             "srt": (to_srt(merged).encode(), "application/x-subrip"),
             "txt": (to_text(merged).encode(), "text/plain"),
+            "docx": (await asyncio.to_thread(render_transcript_docx, doc, text),
+                     "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            "pdf": (await asyncio.to_thread(render_transcript_pdf, doc, text),
+                    "application/pdf"),
         }
         for speaker in speakers:
             own = for_speaker(merged, speaker.id)
@@ -321,3 +344,7 @@ class TranscriptionService:
             obj = await self._store.put_bytes(key, data, content_type)
             out[name] = {"key": key, "sha256": obj.sha256, "size": obj.size}
         return out
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -217,6 +218,18 @@ async def test_exports_progress_vocabulary_and_rerun(tmp_path: Path, espeak: str
         assert srt.startswith("1\n") and "Ủy viên Một: " in srt and "Ủy viên Hai: " in srt
         txt = await (await running.client.get(exports["txt"], headers=running.auth())).text()
         assert "council" in txt.lower()
+        resp = await running.client.get(exports["pdf"], headers=running.auth())
+        pdf = await resp.read()
+        assert resp.status == 200 and pdf.startswith(b"%PDF")
+        from pypdf import PdfReader
+
+        words = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+        assert "Ủy viên Một" in words and "council" in words.lower()
+        resp = await running.client.get(exports["docx"], headers=running.auth())
+        from docx import Document
+
+        paragraphs = [p.text for p in Document(io.BytesIO(await resp.read())).paragraphs]
+        assert any("Ủy viên Hai" in p for p in paragraphs), paragraphs
         one = people[0]["id"]
         resp = await running.client.get(exports[f"speaker-{one}.vtt"], headers=running.auth())
         own = await resp.text()
