@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--speaker", default=None, help="name to show (default: the file's name)")
     _add_setting_options(tr)
 
+    worker = sub.add_parser("worker", help="run a transcription worker (takes jobs from the "
+                            "queue until stopped)")
+    _add_setting_options(worker)
+
     settings = sub.add_parser("settings", help="list every setting")
     settings.add_argument("--markdown", action="store_true", help="as the README's table")
     return parser
@@ -115,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_create_user(settings, args))
     if args.command == "token":
         return asyncio.run(_create_token(settings, args))
+    if args.command == "worker":
+        from server.jobs import run_worker
+
+        return run_worker(settings)
     if args.command == "transcribe":
         return _transcribe_file(settings, args)
     return 2  # pragma: no cover - argparse enforces the commands

@@ -351,6 +351,10 @@ class Transcript(Base):
     error_code: Mapped[str | None] = mapped_column(String(100), default=None)
     error_detail: Mapped[str | None] = mapped_column(Text, default=None)
     error_params: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # for the message
+    # The job: which worker runs it, its last sign of life, which attempt this is.
+    worker: Mapped[str | None] = mapped_column(String(100), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Per track: {"tracks": [{recording, participant, status, error?}], "done", "total"}.
     progress: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     # Exports besides JSON and WebVTT: format (srt, txt, docx, pdf, speaker-<id>.vtt …) → key.

@@ -168,6 +168,19 @@ class Settings:
     default_language: str = _setting(
         "vi", "Spoken language assumed for new sessions (ISO 639-1 code)."
     )
+    job_queue: str = _setting(
+        "sqlite",
+        "Where transcription jobs wait for a worker: a SQLite file in DATA_DIR (no server "
+        "needed) or Redis (workers on other machines).", ("sqlite", "redis"))
+    redis_url: str = _setting("redis://127.0.0.1:6379/0",
+                              "Redis for job_queue=redis (huey's Redis storage).")
+    run_worker: bool = _setting(
+        True,
+        "The server starts a transcription worker process of its own (off when `hoidong "
+        "worker` processes run elsewhere).")
+    job_retries: int = _setting(
+        3, "Attempts a transcription job gets when the store or database fails for a while "
+        "(waiting 5 s, doubling, between them).")
     transcribe_on_end: bool = _setting(
         True, "Transcribe every participant's audio when a session ends."
     )

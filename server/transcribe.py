@@ -20,7 +20,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from sqlalchemy import delete, select
 from server import audit
 from server.database import Database
 from server.i18n import t
+from server.jobs import HEARTBEAT_S, STALE_S, Queue, WorkerProcess, worker_name
 from server.models import (
     Dossier,
     MeetingSession,
@@ -65,41 +66,44 @@ log = logging.getLogger(__name__)
 
 
 class TranscriptionService:
+    """The server's side: queue jobs, keep a worker running, give back lost jobs. The
+    same class runs the job itself in the worker (:func:`run_job`)."""
+
     def __init__(self, db: Database, store: ObjectStore, settings: Settings) -> None:
         self._db = db
         self._store = store
         self._settings = settings
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
         self._model_check: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._transcriber: Transcriber | None = None
         self._load_lock = asyncio.Lock()
         self.model_error: ModelError | None = None
         self.model_path: Path | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._jobs: Queue | None = None
+        self.worker: WorkerProcess | None = None
 
     async def start(self) -> None:
-        self._worker = asyncio.create_task(self._run(), name="transcription-worker")
+        """Check the model; give back jobs a stopped process left; watch heartbeats."""
+        self._jobs = await asyncio.to_thread(Queue, self._settings)
+        if self._settings.run_worker:
+            self.worker = WorkerProcess(self._settings, self._requeue_worker)
         self._model_check = asyncio.create_task(
             self._check_model(), name="transcription-model-check"
         )
-        async with self._db.session() as s:
-            stale = (await s.execute(
-                select(Transcript.session_id).where(Transcript.status.in_(("pending", "running")))
-            )).scalars().all()
-        for session_id in dict.fromkeys(stale):
-            log.info("resuming the transcription of session %s", session_id)
-            self._queue.put_nowait(session_id)
-            self._idle.clear()
+        requeued = await self._requeue(stale_only=False)
+        if requeued:
+            log.info("resuming %d transcriptions", requeued)
+        self._watch = asyncio.create_task(self._watch_heartbeats(), name="transcription-watch")
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
             try:
-                await self._worker
+                await self._watch
             except asyncio.CancelledError:
                 pass
+        if self.worker is not None:
+            await self.worker.close()
         if self._model_check is not None:
             await self._model_check
 
@@ -111,12 +115,58 @@ class TranscriptionService:
                 raise LookupError(session_id)
             s.add(Transcript(session_id=session_id, status="pending", language=session.language))
             await s.commit()
-        self._idle.clear()
-        await self._queue.put(session_id)
+        await self._submit(session_id, 1)
+
+    async def _submit(self, session_id: str, attempt: int) -> None:
+        assert self._jobs is not None
+        await asyncio.to_thread(self._jobs.transcribe, session_id, attempt)
+        if self.worker is not None:
+            await self.worker.ensure()
 
     async def wait_idle(self) -> None:
-        """Wait until the queue is empty and no job runs (for tests and shutdown)."""
-        await self._idle.wait()
+        """Wait until no transcription is pending or running (for tests and shutdown)."""
+        while True:
+            async with self._db.session() as s:
+                busy = (await s.execute(select(Transcript.id).where(
+                    Transcript.status.in_(("pending", "running"))).limit(1))).first()
+            if busy is None:
+                return
+            await asyncio.sleep(0.2)
+
+    async def _requeue(self, *, stale_only: bool, worker: str | None = None) -> int:
+        """Give jobs back to the queue: a dead ``worker``'s, those whose heartbeat stopped,
+        or (``stale_only`` false, at start) every unfinished one. A job queued twice runs
+        once: the worker claims its row first."""
+        limit = utcnow() - timedelta(seconds=STALE_S)
+        async with self._db.session() as s:
+            rows = (await s.execute(select(Transcript).where(
+                Transcript.status.in_(("pending", "running"))))).scalars().all()
+            lost = [t for t in rows if t.status == "running" and (
+                (worker is not None and t.worker == worker)
+                or (t.heartbeat_at is None or t.heartbeat_at < limit))]
+            chosen = lost if stale_only or worker else rows
+            for t in lost:
+                t.status, t.worker = "pending", None
+                m = await s.get(MeetingSession, t.session_id)
+                audit.record(s, "transcript.requeued", session_id=t.session_id,
+                             dossier_id=m.dossier_id if m else None,
+                             data={"transcript_id": t.id, "worker": worker or "stale"})
+            await s.commit()
+            jobs = [(t.session_id, t.attempts + 1) for t in chosen]
+        for session_id, attempt in dict(jobs).items():
+            await self._submit(session_id, attempt)
+        return len(jobs)
+
+    async def _requeue_worker(self, worker: str) -> None:
+        await self._requeue(stale_only=True, worker=worker)
+
+    async def _watch_heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(STALE_S / 4)
+            try:
+                await self._requeue(stale_only=True)
+            except Exception:  # the watch must outlive a database hiccup
+                log.exception("checking transcription heartbeats failed")
 
     # -- model ----------------------------------------------------------------------
 
@@ -143,23 +193,63 @@ class TranscriptionService:
 
     # -- jobs -----------------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def run_job(self, session_id: str, attempt: int) -> bool:
+        """Run the job (in the worker); True if it should be tried again later."""
+        row = await self._claim(session_id, attempt)
+        if row is None:
+            return False  # done, or being done by another worker
+        beat = asyncio.get_running_loop().create_task(self._heartbeat(row))
+        try:
+            await self._transcribe(session_id)
+        except (TranscriptionError, StorageError) as exc:
+            if isinstance(exc, StorageError) and attempt < self._settings.job_retries:
+                await self._release(row, f"{exc.code}: {exc}")
+                return True
+            await self._fail(session_id, exc.code, str(exc), exc.params)
+        except OSError as exc:  # the database or the network, for a while
+            if attempt < self._settings.job_retries:
+                await self._release(row, f"{type(exc).__name__}: {exc}")
+                return True
+            await self._fail(session_id, "transcript.failed", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            log.exception("transcription of session %s failed", session_id)
+            await self._fail(session_id, "transcript.failed", f"{type(exc).__name__}: {exc}")
+        finally:
+            beat.cancel()
+        return False
+
+    async def _claim(self, session_id: str, attempt: int) -> Transcript | None:
+        """Take the session's unfinished transcript for this worker, unless another
+        worker holds it (running with a fresh heartbeat)."""
+        me, now = worker_name(), utcnow()
+        async with self._db.session() as s:
+            t = (await s.execute(
+                select(Transcript).where(Transcript.session_id == session_id,
+                                         Transcript.status.in_(("pending", "running")))
+                .order_by(Transcript.created_at.desc()).limit(1).with_for_update()
+            )).scalar_one_or_none()
+            if t is None or (t.status == "running" and t.heartbeat_at is not None
+                             and (now - t.heartbeat_at).total_seconds() < STALE_S):
+                return None
+            t.status, t.worker, t.heartbeat_at, t.attempts = "running", me, now, attempt
+            await s.commit()
+            return t
+
+    async def _release(self, row: Transcript, why: str) -> None:
+        async with self._db.session() as s:
+            t = await s.get(Transcript, row.id)
+            if t is not None:
+                t.status, t.worker, t.error_detail = "pending", None, why[:2000]
+                await s.commit()
+
+    async def _heartbeat(self, row: Transcript) -> None:
         while True:
-            session_id = await self._queue.get()
-            try:
-                await self._transcribe(session_id)
-            except asyncio.CancelledError:
-                raise
-            except TranscriptionError as exc:
-                await self._fail(session_id, exc.code, str(exc), exc.params)
-            except StorageError as exc:
-                await self._fail(session_id, exc.code, str(exc), exc.params)
-            except Exception as exc:
-                log.exception("transcription of session %s failed", session_id)
-                await self._fail(session_id, "transcript.failed", f"{type(exc).__name__}: {exc}")
-            finally:
-                if self._queue.empty():
-                    self._idle.set()
+            await asyncio.sleep(HEARTBEAT_S)
+            async with self._db.session() as s:
+                t = await s.get(Transcript, row.id)
+                if t is not None and t.status == "running":
+                    t.heartbeat_at = utcnow()
+                    await s.commit()
 
     async def _transcript_row(self, session_id: str) -> Transcript | None:
         async with self._db.session() as s:
@@ -193,10 +283,6 @@ class TranscriptionService:
         async with self._db.session() as s:
             session = await s.get(MeetingSession, session_id)
             assert session is not None and session.status != SessionStatus.SCHEDULED
-            t = await s.get(Transcript, row.id)
-            assert t is not None
-            t.status = "running"
-            await s.commit()
             recordings = (await s.execute(
                 select(Recording, Participant)
                 .join(Participant, Participant.id == Recording.participant_id)
@@ -255,8 +341,10 @@ class TranscriptionService:
         document = to_json(merged, session_id=session_id, language=language, model=model_name,
                            speakers=list(speakers.values()))
         prefix = session_prefix(session.dossier_id, session_id)
-        json_key = validate_key(f"{prefix}transcripts/{row.id}.json")
-        vtt_key = validate_key(f"{prefix}transcripts/{row.id}.vtt")
+        # Each attempt writes its own objects: a retry never overwrites evidence.
+        base = f"{prefix}transcripts/{row.id}/{row.attempts or 1}"
+        json_key = validate_key(f"{base}/transcript.json")
+        vtt_key = validate_key(f"{base}/transcript.vtt")
         json_obj = await self._store.put_bytes(
             json_key, json.dumps(document, ensure_ascii=False, indent=1).encode(),
             "application/json",
@@ -268,7 +356,7 @@ class TranscriptionService:
             "title": session.title, "kind": session.kind,
             "started_at": _iso(session.started_at), "ended_at": _iso(session.ended_at),
             "spoken_language": language, "model": model_name}, "participants": people}
-        exports = await self._exports(prefix, row.id, merged, list(speakers.values()), layout)
+        exports = await self._exports(base, merged, list(speakers.values()), layout)
         async with self._db.session() as s:
             t = await s.get(Transcript, row.id)
             assert t is not None
@@ -312,7 +400,7 @@ class TranscriptionService:
                 t.progress = json.loads(json.dumps(progress))  # a new value: JSON is compared
                 await s.commit()
 
-    async def _exports(self, prefix: str, transcript_id: str, merged: list[SpeakerSegment],
+    async def _exports(self, base: str, merged: list[SpeakerSegment],
                        speakers: list[Speaker], layout: dict[str, Any]) -> dict[str, Any]:
         """SRT, plain text, DOCX and PDF (Vietnamese layout, in the interface's language)
         for the session, WebVTT and SRT per speaker; stored write-once under the
@@ -340,7 +428,7 @@ class TranscriptionService:
                                                       "application/x-subrip")
         out: dict[str, Any] = {}
         for name, (data, content_type) in documents.items():
-            key = validate_key(f"{prefix}transcripts/{transcript_id}/{name}")
+            key = validate_key(f"{base}/{name}")
             obj = await self._store.put_bytes(key, data, content_type)
             out[name] = {"key": key, "sha256": obj.sha256, "size": obj.size}
         return out
@@ -348,3 +436,26 @@ class TranscriptionService:
 
 def _iso(at: datetime | None) -> str | None:
     return None if at is None else at.isoformat()
+
+
+async def run_job(settings: Settings, state: dict[str, Any], session_id: str,
+                  attempt: int) -> bool:
+    """One job in a worker process (:mod:`server.jobs`): its own database and store
+    connections; the loaded model is kept in ``state`` for the next job. True: try again
+    later."""
+    from storage import open_store
+
+    db = Database(settings.resolved_database_url)
+    store = open_store(
+        settings.storage_backend, local_root=settings.storage_dir,
+        s3_endpoint=settings.s3_endpoint, s3_access_key=settings.s3_access_key,
+        s3_secret_key=settings.s3_secret_key, s3_bucket=settings.s3_bucket,
+        s3_secure=settings.s3_secure, s3_region=settings.s3_region or None)
+    service = TranscriptionService(db, store, settings)
+    service._transcriber = state.get("transcriber")
+    try:
+        return await service.run_job(session_id, attempt)
+    finally:
+        state["transcriber"] = service._transcriber
+        await store.close()
+        await db.close()

@@ -244,3 +244,88 @@ async def test_exports_progress_vocabulary_and_rerun(tmp_path: Path, espeak: str
         events = await running.api("GET", f"/api/sessions/{s['id']}/audit")
         assert [e["kind"] for e in events].count("transcript.stored") == 2
         assert "transcript.rerun" in [e["kind"] for e in events]
+
+
+@pytest.mark.slow
+async def test_a_killed_worker_loses_no_job_and_makes_no_duplicates(
+        tmp_path: Path, espeak: str) -> None:
+    """The worker process is SIGKILLed mid-job: the server starts another, gives the job
+    back, and the transcript is made once — one stored transcript, no duplicate lines."""
+    import os
+    import signal
+
+    from server.models import Transcript, TranscriptSegment
+    from tests.test_e2e_browser import make_speech
+
+    wav = make_speech(espeak, tmp_path / "speech.wav")
+    async with app_with(tmp_path, transcribe_on_end=True) as running:  # tiny.en
+        d = await running.api("POST", "/api/dossiers", {"title": "H", "phase": "appraisal"},
+                              status=201)
+        s = await running.api("POST", f"/api/dossiers/{d['id']}/sessions",
+                              {"kind": "council_meeting", "title": "P"}, status=201)
+        people = [await running.api("POST", f"/api/sessions/{s['id']}/participants",
+                                    {"name": f"Ủy viên {n}", "role": "member"}, status=201)
+                  for n in range(6)]
+        await running.api("POST", f"/api/sessions/{s['id']}/start")
+        for n, p in enumerate(people):
+            await stored_speech(running, s["id"], d["id"], p["id"], wav,
+                                tmp_path / f"{n}.webm")
+        await running.api("POST", f"/api/sessions/{s['id']}/end")
+        service = running.app[TRANSCRIPTION]
+        # Wait until the worker is inside the job (a track done, others to go).
+        for _ in range(300):
+            tr = await running.api("GET", f"/api/sessions/{s['id']}/transcript")
+            if tr["status"] == "running" and (tr["progress"] or {}).get("done", 0) >= 1:
+                break
+            await asyncio.sleep(0.1)
+        assert tr["status"] == "running" and tr["progress"]["done"] < 6, tr
+        worker = service.worker
+        assert worker is not None and worker.pid is not None
+        killed = worker.pid
+        os.kill(killed, signal.SIGKILL)
+        transcript = await settled_transcript(running, s["id"])
+        assert worker.pid != killed  # another worker took over
+        assert transcript["status"] == "done", transcript
+        assert transcript["progress"]["done"] == 6
+        events = await running.api("GET", f"/api/sessions/{s['id']}/audit")
+        kinds = [e["kind"] for e in events]
+        assert kinds.count("transcript.stored") == 1 and "transcript.requeued" in kinds
+        async with running.app[DB].session() as db:
+            from sqlalchemy import func, select
+
+            rows = (await db.execute(select(Transcript).where(
+                Transcript.session_id == s["id"]))).scalars().all()
+            assert len(rows) == 1 and rows[0].attempts == 2
+            lines = (await db.execute(select(func.count()).select_from(TranscriptSegment)
+                                      .where(TranscriptSegment.transcript_id == rows[0].id))
+                     ).scalar_one()
+            seqs = (await db.execute(select(TranscriptSegment.seq).where(
+                TranscriptSegment.transcript_id == rows[0].id))).scalars().all()
+        assert lines == len(transcript["segments"]) == len(set(seqs)) > 0
+        assert {seg["speaker"] for seg in transcript["segments"]} == {
+            p["name"] for p in people}
+
+
+@pytest.mark.slow
+async def test_jobs_go_through_redis_when_asked(tmp_path: Path) -> None:
+    """The same job through huey's Redis storage (the machine's Redis), as workers on
+    other machines would take it."""
+    import redis
+
+    from tests.conftest import need
+
+    url = "redis://127.0.0.1:6379/15"
+    try:
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+    except redis.exceptions.ConnectionError:
+        client = None
+    need(client is not None, "Redis on 127.0.0.1:6379")
+    async with app_with(tmp_path, transcribe_on_end=True, job_queue="redis",
+                        redis_url=url) as running:
+        session_id = await ended_session(running, participant=True)
+        transcript = await settled_transcript(running, session_id)
+        assert transcript["status"] == "done", transcript
+        # Not through the embedded queue: there is no SQLite queue file at all.
+        assert not (running.settings.data_dir / "jobs.sqlite3").exists()
+    assert client is not None and client.llen("huey.redis.hoidong") == 0  # taken, none left

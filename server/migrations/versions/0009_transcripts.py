@@ -1,4 +1,5 @@
-"""Transcripts: per-track progress, more exports; a dossier's vocabulary for Whisper
+"""Transcripts: per-track progress, more exports, the job's worker, heartbeat and
+attempts; a dossier's vocabulary for Whisper
 
 Revision ID: 0009
 Revises: 0008
@@ -19,6 +20,10 @@ def upgrade() -> None:
     with op.batch_alter_table('transcripts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('progress', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('exports', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('worker', sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column('heartbeat_at', sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column('attempts', sa.Integer(), nullable=False,
+                                      server_default='0'))
     with op.batch_alter_table('dossiers', schema=None) as batch_op:
         batch_op.add_column(sa.Column('vocabulary', sa.JSON(), nullable=True))
 
@@ -27,5 +32,8 @@ def downgrade() -> None:
     with op.batch_alter_table('dossiers', schema=None) as batch_op:
         batch_op.drop_column('vocabulary')
     with op.batch_alter_table('transcripts', schema=None) as batch_op:
+        batch_op.drop_column('attempts')
+        batch_op.drop_column('heartbeat_at')
+        batch_op.drop_column('worker')
         batch_op.drop_column('exports')
         batch_op.drop_column('progress')
