@@ -155,8 +155,10 @@ class Settings:
     s3_region: str = _setting("", "MinIO/S3 region (empty: the server's default).")
     whisper_model: str = _setting(
         "base",
-        "Whisper model: a bundled name (`base`, multilingual; `tiny.en`, English only) or "
-        "the path of any CTranslate2 Whisper folder (e.g. a converted PhoWhisper).",
+        "Whisper model: a bundled name (`base`, multilingual; `tiny.en`, English only), "
+        "the path of any CTranslate2 Whisper folder (e.g. a converted PhoWhisper), or a "
+        "faster-whisper model name (`small`, `large-v3`) downloaded once where there is "
+        "internet and hash-checked after.",
     )
     whisper_compute_type: str = _setting(
         "int8",

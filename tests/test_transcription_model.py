@@ -167,3 +167,43 @@ def test_garbage_model_fails_to_load(tmp_path: Path) -> None:
     with pytest.raises(ModelError) as info:
         Transcriber(tmp_path / "absent", cpu_threads=1)
     assert info.value.code == "model.missing"
+
+
+def test_a_model_name_is_downloaded_where_there_is_internet(tmp_path: Path) -> None:
+    """A faster-whisper model name is fetched from the hub: here there is no internet, so
+    it is a clear "model.missing", quickly, with nothing half-written left behind."""
+    import time
+
+    from transcription import ModelError as Missing
+    from transcription import resolve_model as resolve
+
+    started = time.monotonic()
+    with pytest.raises(Missing) as info:
+        resolve("small", tmp_path)
+    assert info.value.code == "model.missing" and "small" in str(info.value)
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "whisper-small" / "model.bin").exists()
+
+
+def test_a_downloaded_model_is_checked_against_its_hash(tmp_path: Path) -> None:
+    """A model downloaded earlier (simulated: a copy of the bundled tiny.en with the stamp
+    a download writes) is used while its model.bin matches, refused once it changed."""
+    import hashlib
+    import json
+    import shutil
+
+    from transcription import ModelError as Corrupt
+    from transcription import resolve_model as resolve
+
+    source = resolve("tiny.en", tmp_path)
+    target = tmp_path / "whisper-small"
+    shutil.copytree(source, target)
+    digest = hashlib.sha256((target / "model.bin").read_bytes()).hexdigest()
+    (target / ".hoidong-verified.json").write_text(json.dumps({"sha256": digest}))
+    assert resolve("small", tmp_path) == target
+    with (target / "model.bin").open("r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(Corrupt) as info:
+        resolve("small", tmp_path)
+    assert info.value.code == "model.corrupt"

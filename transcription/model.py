@@ -133,8 +133,11 @@ def verify_model(path: Path) -> None:
 def resolve_model(spec: str, cache_dir: Path, *, _sources: Sequence[Path] | None = None) -> Path:
     """Return a folder that ``Transcriber`` can load for ``spec``.
 
-    ``spec`` is a ``BUNDLED_MODELS`` name or a path to a CTranslate2 Whisper folder. A
-    bundled name wins over a relative path of the same name; write ``./base`` for the path.
+    ``spec`` is, in this order, a ``BUNDLED_MODELS`` name, a path to a CTranslate2 Whisper
+    folder, or a faster-whisper model name (``small``, ``large-v3``) or hub id
+    (``org/repo``), downloaded once into ``cache_dir`` where there is internet and checked
+    against the sha256 it had then. A bundled name wins over a relative path of the same
+    name; write ``./base`` for the path.
 
     ``tiny.en`` and paths are returned in place (the folder belongs to the package or the
     caller; nothing is written). ``base`` is reassembled into ``cache_dir/whisper-base/``,
@@ -168,8 +171,47 @@ def resolve_model(spec: str, cache_dir: Path, *, _sources: Sequence[Path] | None
     if not spec.strip():
         raise ModelError("model.missing", "empty model name", {"spec": spec, "path": ""})
     folder = Path(spec).expanduser()
+    if not folder.exists() and _is_model_name(spec):
+        return _download(spec, cache_dir)
     check_model_folder(folder, spec=spec)
     return folder
+
+
+def _is_model_name(spec: str) -> bool:
+    """A faster-whisper model name (``small``, ``large-v3``) or a hub id (``org/repo``)."""
+    from faster_whisper.utils import available_models
+
+    return spec in available_models() or (
+        spec.count("/") == 1 and not spec.startswith((".", "/", "~")))
+
+
+def _download(spec: str, cache_dir: Path) -> Path:
+    """``spec`` from the model hub into ``cache_dir`` (once; where there is internet), its
+    model.bin hashed on first download and checked against that on every later use."""
+    from faster_whisper import download_model
+
+    target = cache_dir / ("whisper-" + spec.replace("/", "--"))
+    model_bin = target / "model.bin"
+    stamp = target / _STAMP_NAME
+    if model_bin.exists() and stamp.exists():
+        try:
+            recorded = json.loads(stamp.read_text(encoding="utf-8")).get("sha256")
+        except (OSError, ValueError):
+            recorded = None
+        if recorded and _sha256_file(model_bin) == recorded:
+            return target
+        raise ModelError("model.corrupt", f"{model_bin} no longer matches its sha256",
+                         {"path": str(target)})
+    try:
+        download_model(spec, output_dir=str(target))
+    except Exception as exc:  # offline, unknown name, hub refused: all a missing model
+        raise ModelError("model.missing", f"model {spec!r} could not be downloaded: {exc}",
+                         {"spec": spec, "path": str(target)}) from exc
+    check_model_folder(target, spec=spec)
+    digest = _sha256_file(model_bin)
+    stamp.write_text(json.dumps({"sha256": digest, "source": spec}), encoding="utf-8")
+    _log.info("downloaded Whisper model %s into %s (sha256 %s)", spec, target, digest)
+    return target
 
 
 def _package_dir(package: str, spec: str) -> Path:
