@@ -295,6 +295,10 @@ class TranscriptionService:
         language = session.language
         if not transcriber.multilingual:
             language = "en"
+        elif language not in transcriber.languages:
+            raise TranscriptionError(
+                "transcript.language_unsupported",
+                f"the model does not know the language {language!r}", {"language": language})
         prompt = initial_prompt(dossier.vocabulary if dossier else None, language)
         progress: dict[str, Any] = {"tracks": [
             {"recording": rec.id, "participant": participant.id, "status": "pending"}

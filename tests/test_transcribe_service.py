@@ -329,3 +329,21 @@ async def test_jobs_go_through_redis_when_asked(tmp_path: Path) -> None:
         # Not through the embedded queue: there is no SQLite queue file at all.
         assert not (running.settings.data_dir / "jobs.sqlite3").exists()
     assert client is not None and client.llen("huey.redis.hoidong") == 0  # taken, none left
+
+
+@pytest.mark.slow
+async def test_a_language_the_model_does_not_know_is_a_clear_failure(tmp_path: Path) -> None:
+    """A session in a language code the (multilingual) model has never heard of ends in
+    a failed transcript that says so in both languages — not a stuck job."""
+    async with app_with(tmp_path, transcribe_on_end=True, whisper_model="base") as running:
+        d = await running.api("POST", "/api/dossiers", {"title": "H", "phase": "appraisal"},
+                              status=201)
+        s = await running.api("POST", f"/api/dossiers/{d['id']}/sessions",
+                              {"kind": "interview", "title": "P", "language": "xx"},
+                              status=201)
+        await running.api("POST", f"/api/sessions/{s['id']}/start")
+        await running.api("POST", f"/api/sessions/{s['id']}/end")
+        transcript = await settled_transcript(running, s["id"])
+        assert transcript["status"] == "failed", transcript
+        assert transcript["error"]["code"] == "transcript.language_unsupported"
+        assert "xx" in transcript["error"]["message"]["vi"]
