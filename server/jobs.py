@@ -112,6 +112,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, a SIGTERM when the server dies (even by
+    SIGKILL), so a crashed server leaves no worker of its own behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class WorkerProcess:
     """The server's own worker (``hoidong worker`` as a child process), started when the
     first job is queued and again if it dies; ``on_died`` gets the dead worker's name."""
@@ -134,7 +144,8 @@ class WorkerProcess:
                 return
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "server.cli", "worker",
-                env=settings_env(self._settings), cwd=os.getcwd())
+                env=settings_env(self._settings), cwd=os.getcwd(),
+                preexec_fn=_die_with_parent)
             log.info("transcription worker started (pid %d)", self._proc.pid)
             self._watch = asyncio.get_running_loop().create_task(self._watched(self._proc))
 
