@@ -139,6 +139,8 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     registry = LiveRegistry(app[DB], app[STORE], app[SETTINGS])
     app[LIVE] = registry
     registry.segments.start()
+    if app[SETTINGS].incremental_transcription:
+        registry.segments.on_stored = app[TRANSCRIPTION].segment_stored
     resumed = await registry.segments.resume()
     if resumed:
         log.info("%d recording segments left unstored by a previous run: uploading", resumed)

@@ -38,6 +38,7 @@ from server.settings import ENV_PREFIX, Settings
 log = logging.getLogger(__name__)
 
 TASK = "transcribe_session"
+SEGMENT_TASK = "transcribe_segment"
 HEARTBEAT_S = 10.0
 STALE_S = 60.0
 
@@ -64,6 +65,11 @@ class Queue:
     def __init__(self, settings: Settings) -> None:
         self.huey = make_huey(settings)
         self._task = self.huey.task(name=TASK)(_transcribe_session)
+        self._segment_task = self.huey.task(name=SEGMENT_TASK)(_transcribe_segment)
+
+    def segment(self, segment_id: str) -> None:
+        """Queue the transcription of one recording segment (incremental mode)."""
+        self._segment_task(segment_id)
 
     def transcribe(self, session_id: str, attempt: int = 1, delay_s: float = 0.0) -> None:
         """Queue a transcription of ``session_id`` (blocking: a short local write)."""
@@ -89,6 +95,13 @@ def _transcribe_session(session_id: str, attempt: int) -> None:
         log.warning("transcription of %s will be tried again in %.0f s (attempt %d)",
                     session_id, delay, attempt + 1)
         _worker["queue"].transcribe(session_id, attempt + 1, delay)
+
+
+def _transcribe_segment(segment_id: str) -> None:
+    """The task: transcribe one closed segment during the meeting (incremental mode)."""
+    from server.transcribe import run_segment_job
+
+    asyncio.run(run_segment_job(_worker["settings"], _worker, segment_id))
 
 
 def run_worker(settings: Settings) -> int:

@@ -336,6 +336,25 @@ class Composite(Base):
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class SegmentTranscript(Base):
+    """A recording segment transcribed during the meeting (incremental mode): Whisper's
+    lines for it, times from the segment's start. The session's transcript is made from
+    these where every segment of a track has one (same model and language)."""
+
+    __tablename__ = "segment_transcripts"
+
+    segment_id: Mapped[str] = mapped_column(ForeignKey("recording_segments.id"),
+                                            primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|done|failed
+    model: Mapped[str] = mapped_column(String(500), default="")
+    language: Mapped[str] = mapped_column(String(10), default="")
+    result: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class Transcript(Base):
     """The merged, speaker-attributed transcript of a session."""
 

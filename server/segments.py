@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +62,8 @@ class SegmentKeeper:
         self._keeping: set[asyncio.Task[None]] = set()
         self._assembled: set[tuple[str, str]] = set()  # (connection, track)
         self.pending: dict[str, int] = {}  # session id -> segments not yet stored
+        # Told of every stored segment (incremental transcription), if set.
+        self.on_stored: Callable[[RecordingSegment], Awaitable[None]] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._upload_forever())
@@ -154,6 +157,11 @@ class SegmentKeeper:
                                "sha256": obj.sha256, "size": obj.size})
             await s.commit()
         self.pending[row.session_id] = max(0, self.pending.get(row.session_id, 1) - 1)
+        if self.on_stored is not None:
+            try:
+                await self.on_stored(stored)
+            except Exception:  # a queue hiccup must not stop uploads
+                log.exception("could not queue segment %s for transcription", row_id)
         if (row.connection_id, row.track) in self._assembled:
             await asyncio.to_thread(path.unlink, True)
         return True

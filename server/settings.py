@@ -183,6 +183,11 @@ class Settings:
     job_retries: int = _setting(
         3, "Attempts a transcription job gets when the store or database fails for a while "
         "(waiting 5 s, doubling, between them).")
+    incremental_transcription: bool = _setting(
+        False,
+        "Transcribe each audio segment as soon as it is stored, during the meeting, so the "
+        "transcript is ready minutes after the end. Off by default: on a 2-core machine "
+        "Whisper competes with the live meeting for the cores.")
     transcribe_on_end: bool = _setting(
         True, "Transcribe every participant's audio when a session ends."
     )

@@ -16,6 +16,7 @@ again at start.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import tempfile
@@ -35,6 +36,8 @@ from server.models import (
     MeetingSession,
     Participant,
     Recording,
+    RecordingSegment,
+    SegmentTranscript,
     SessionStatus,
     Transcript,
     TranscriptSegment,
@@ -52,6 +55,7 @@ from transcription import (
     SpeakerSegment,
     Transcriber,
     TranscriptionError,
+    Word,
     for_speaker,
     initial_prompt,
     merge_by_time,
@@ -61,6 +65,7 @@ from transcription import (
     to_text,
     to_webvtt,
 )
+from transcription import TranscriptSegment as Line
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +121,80 @@ class TranscriptionService:
             s.add(Transcript(session_id=session_id, status="pending", language=session.language))
             await s.commit()
         await self._submit(session_id, 1)
+
+    async def segment_stored(self, row: RecordingSegment) -> None:
+        """Incremental mode: an audio segment was stored; transcribe it now."""
+        if row.kind != "audio":
+            return
+        async with self._db.session() as s:
+            if await s.get(SegmentTranscript, row.id) is not None:
+                return
+            s.add(SegmentTranscript(segment_id=row.id, session_id=row.session_id))
+            await s.commit()
+        assert self._jobs is not None
+        await asyncio.to_thread(self._jobs.segment, row.id)
+        if self.worker is not None:
+            await self.worker.ensure()
+
+    async def run_segment(self, segment_id: str) -> None:
+        """Transcribe one stored segment (in the worker); idempotent."""
+        async with self._db.session() as s:
+            job = await s.get(SegmentTranscript, segment_id)
+            seg = await s.get(RecordingSegment, segment_id)
+            if job is None or seg is None or job.status == "done":
+                return
+            session = await s.get(MeetingSession, seg.session_id)
+            assert session is not None
+            dossier = await s.get(Dossier, session.dossier_id)
+        transcriber = await self._get_transcriber()
+        language = session.language if transcriber.multilingual else "en"
+        prompt = initial_prompt(dossier.vocabulary if dossier else None, language)
+        with tempfile.TemporaryDirectory(prefix="hoidong-asr-") as tmp:
+            local = Path(tmp) / "segment.webm"
+            await self._store.download(seg.object_key, local)
+            try:
+                lines = await asyncio.to_thread(transcriber.transcribe, local,
+                                                language=language, prompt=prompt)
+                result: list[Any] | None = [dataclasses.asdict(x) for x in lines]
+                status, error = "done", None
+            except (AudioError, ValueError) as exc:
+                result, status, error = None, "failed", str(exc)
+        async with self._db.session() as s:
+            job = await s.get(SegmentTranscript, segment_id)
+            assert job is not None
+            job.status, job.result, job.error = status, result, error
+            job.model, job.language, job.completed_at = (
+                self._settings.whisper_model, language, utcnow())
+            await s.commit()
+
+    async def _incremental(self, rec: Recording, language: str) -> list[Line] | None:
+        """The track's lines from its segments' transcripts, if every segment has one
+        (same model and language); None otherwise (the track is transcribed whole)."""
+        if rec.object_key is None:
+            return None
+        conn, _, track = Path(rec.object_key).stem.partition("-")
+        async with self._db.session() as s:
+            pairs = (await s.execute(
+                select(RecordingSegment, SegmentTranscript)
+                .outerjoin(SegmentTranscript,
+                           SegmentTranscript.segment_id == RecordingSegment.id)
+                .where(RecordingSegment.connection_id == conn,
+                       RecordingSegment.track == track)
+                .order_by(RecordingSegment.seq))).all()
+        if not pairs or any(
+                job is None or job.status != "done" or job.language != language
+                or job.model != self._settings.whisper_model for _, job in pairs):
+            return None
+        out: list[Line] = []
+        for seg, job in pairs:
+            for raw in job.result or []:
+                words = [Word(w["start"] + seg.offset_s, w["end"] + seg.offset_s, w["text"],
+                              w["probability"]) for w in raw["words"]]
+                out.append(Line(
+                    start=raw["start"] + seg.offset_s, end=raw["end"] + seg.offset_s,
+                    text=raw["text"], words=words, avg_logprob=raw["avg_logprob"],
+                    no_speech_prob=raw["no_speech_prob"]))
+        return out
 
     async def _submit(self, session_id: str, attempt: int) -> None:
         assert self._jobs is not None
@@ -316,6 +395,17 @@ class TranscriptionService:
                 track = progress["tracks"][n]
                 track["status"] = "running"
                 await self._progress(row.id, progress)
+                ready = await self._incremental(rec, language)
+                if ready is not None:  # transcribed segment by segment during the meeting
+                    segments = ready
+                    track.update(status="done", lines=len(segments), incremental=True)
+                    progress["done"] += 1
+                    await self._progress(row.id, progress)
+                    speaker = speakers.setdefault(participant.id, Speaker(
+                        participant.id, public_name(participant), participant.role))
+                    offset = max(0.0, (rec.started_at - origin).total_seconds())
+                    tracks.append((speaker, offset, segments))
+                    continue
                 await self._store.download(rec.object_key, local)
                 try:
                     segments = await asyncio.to_thread(
@@ -459,6 +549,26 @@ async def run_job(settings: Settings, state: dict[str, Any], session_id: str,
     service._transcriber = state.get("transcriber")
     try:
         return await service.run_job(session_id, attempt)
+    finally:
+        state["transcriber"] = service._transcriber
+        await store.close()
+        await db.close()
+
+
+async def run_segment_job(settings: Settings, state: dict[str, Any], segment_id: str) -> None:
+    """One segment's transcription in a worker process (see :func:`run_job`)."""
+    from storage import open_store
+
+    db = Database(settings.resolved_database_url)
+    store = open_store(
+        settings.storage_backend, local_root=settings.storage_dir,
+        s3_endpoint=settings.s3_endpoint, s3_access_key=settings.s3_access_key,
+        s3_secret_key=settings.s3_secret_key, s3_bucket=settings.s3_bucket,
+        s3_secure=settings.s3_secure, s3_region=settings.s3_region or None)
+    service = TranscriptionService(db, store, settings)
+    service._transcriber = state.get("transcriber")
+    try:
+        await service.run_segment(segment_id)
     finally:
         state["transcriber"] = service._transcriber
         await store.close()

@@ -93,6 +93,7 @@ async def make_offer(
     received: dict[str, list[EncodedFrame]] | None = None,
     screen: dict[str, object] | None = None,
     volume: float = 0.25,
+    speech: str | None = None,
 ) -> RTCPeerConnection:
     """A client peer connection with its offer set as local description.
 
@@ -106,9 +107,16 @@ async def make_offer(
     With ``screen`` (a dict filled in here), it also offers a "shared screen" video
     track (sending from the start) and one receive slot for others' screens; their mids
     go into ``screen["send"]`` and ``screen["receive"]``, as the offer message wants.
+
+    With ``speech`` (an audio file), the microphone plays that file (looped) instead of
+    the tone.
     """
     pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-    if audio:
+    if audio and speech is not None:
+        from aiortc.contrib.media import MediaPlayer
+
+        pc.addTransceiver(MediaPlayer(speech, loop=True).audio, direction="sendonly")
+    elif audio:
         pc.addTransceiver(ToneTrack(volume=volume), direction="sendonly")
     if video:
         pc.addTransceiver(PatternTrack(), direction="sendonly")

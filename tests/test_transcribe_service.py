@@ -347,3 +347,50 @@ async def test_a_language_the_model_does_not_know_is_a_clear_failure(tmp_path: P
         assert transcript["status"] == "failed", transcript
         assert transcript["error"]["code"] == "transcript.language_unsupported"
         assert "xx" in transcript["error"]["message"]["vi"]
+
+
+@pytest.mark.slow
+async def test_incremental_transcription_during_the_meeting(tmp_path: Path, espeak: str
+                                                            ) -> None:
+    """Incremental mode: segments are transcribed while the meeting goes on; at the end
+    the transcript is put together from them, with no second pass over the track."""
+    from sqlalchemy import select
+
+    from server.models import SegmentTranscript
+    from tests.mediaclient import accept_answer, make_offer
+    from tests.test_e2e_browser import make_speech
+    from tests.test_signalling import invite, joined, new_session, recv_json
+
+    wav = make_speech(espeak, tmp_path / "speech.wav")
+    async with app_with(tmp_path, transcribe_on_end=True, incremental_transcription=True,
+                        segment_s=2.0) as running:
+        sid = await new_session(running)
+        who = await invite(running, sid, "Quan sát viên Dũng", "observer")
+        ws = await joined(running, who, sid)
+        pc = await make_offer(video=False, speech=str(wav))
+        await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+        await accept_answer(pc, (await recv_json(ws))["sdp"])
+        try:
+            done: list[SegmentTranscript] = []
+            for _ in range(150):  # still in the meeting: segments transcribed already
+                async with running.app[DB].session() as db:
+                    done = list((await db.execute(select(SegmentTranscript).where(
+                        SegmentTranscript.session_id == sid,
+                        SegmentTranscript.status == "done"))).scalars())
+                if len(done) >= 2:
+                    break
+                await asyncio.sleep(0.2)
+            assert len(done) >= 2, done
+        finally:
+            await ws.send_json({"type": "leave"})
+            await pc.close()
+            await ws.close()
+        await asyncio.sleep(1.0)
+        await running.api("POST", f"/api/sessions/{sid}/end")
+        transcript = await settled_transcript(running, sid)
+        assert transcript["status"] == "done", transcript
+        (track,) = transcript["progress"]["tracks"]
+        assert track.get("incremental") is True, track
+        text = " ".join(seg["text"] for seg in transcript["segments"]).lower()
+        assert "university" in text or "report" in text, text
+        assert {seg["speaker"] for seg in transcript["segments"]} == {"Quan sát viên Dũng"}
