@@ -86,7 +86,7 @@ _worker: dict[str, Any] = {}  # per worker process: settings, queue, loaded mode
 
 def _transcribe_session(session_id: str, attempt: int) -> None:
     """The task: run one transcription job in this worker process."""
-    from server.transcribe import run_job  # the worker imports the heavy parts only
+    from server.transcription_job import run_job  # the worker imports what it runs
 
     settings: Settings = _worker["settings"]
     retry = asyncio.run(run_job(settings, _worker, session_id, attempt))
@@ -99,7 +99,7 @@ def _transcribe_session(session_id: str, attempt: int) -> None:
 
 def _transcribe_segment(segment_id: str) -> None:
     """The task: transcribe one closed segment during the meeting (incremental mode)."""
-    from server.transcribe import run_segment_job
+    from server.transcription_job import run_segment_job
 
     asyncio.run(run_segment_job(_worker["settings"], _worker, segment_id))
 
