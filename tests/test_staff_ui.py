@@ -49,6 +49,8 @@ async def test_staff_creates_dossier_session_and_join_link(
             await page.select_option("#session-form [name=kind]", "interview")
             await page.fill("#session-form [name=title]", "Phỏng vấn sinh viên")
             await page.fill("#session-form [name=scheduled_at]", "2026-12-01T09:30")
+            await page.fill("#session-form [name=camera_grace_s]", "15")
+            await page.check("#session-form [name=camera_to_lobby]")
             await page.click("#session-form button[type=submit]")
             await page.wait_for_url("**/staff/sessions/*")
             await page.wait_for_selector("#session-title:has-text('Phỏng vấn sinh viên')")
@@ -69,6 +71,10 @@ async def test_staff_creates_dossier_session_and_join_link(
     session_id = join_url.split("/join/", 1)[1].split("/", 1)[0]
     session = await r.api("GET", f"/api/sessions/{session_id}")
     assert session["kind"] == "interview" and session["status"] == "live"
+    # The camera rule as the form set it; what the form left alone is the default.
+    policy = session["policy"]
+    assert (policy["camera_grace_s"], policy["camera_escalation_s"], policy["camera_to_lobby"]) \
+        == (15, 60, True), policy
     # The form is in Vietnam time (UTC+7); the API stores UTC.
     assert session["scheduled_at"].startswith("2026-12-01T02:30")
     people = await r.api("GET", f"/api/sessions/{session_id}/participants")

@@ -69,6 +69,16 @@ $("#dossier-form").addEventListener("submit", async (ev) => {
   } catch (err) { formError(ev.target, err); }
 });
 
+/** The camera rule from the form; a field left empty keeps the session kind's default. */
+function policyFrom(f) {
+  const policy = { camera_to_lobby: f.get("camera_to_lobby") === "on" };
+  for (const name of ["camera_grace_s", "camera_escalation_s"]) {
+    const value = f.get(name);
+    if (value !== null && value !== "") policy[name] = Number(value);
+  }
+  return policy;
+}
+
 $("#session-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target);
@@ -77,9 +87,7 @@ $("#session-form").addEventListener("submit", async (ev) => {
     const s = await api("POST", `/api/dossiers/${currentDossier.id}/sessions`, {
       kind: f.get("kind"), title: f.get("title"), mode: f.get("mode"), language: f.get("language"),
       admission: f.get("admission"),
-      policy: { camera_grace_s: Number(f.get("camera_grace_s")),
-        camera_escalation_s: Number(f.get("camera_escalation_s")),
-        camera_to_lobby: f.get("camera_to_lobby") === "on" },
+      policy: policyFrom(f),
       // The form is in Vietnam time; the API takes UTC.
       scheduled_at: local ? new Date(local + ":00+07:00").toISOString() : null,
     });
