@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,10 @@ async def test_staff_creates_dossier_session_and_join_link(
             await page.click("#dossier-form button[type=submit]")
             await page.wait_for_selector("#dossier-title:has-text('Trường ĐH B')")
 
+            await page.click("#vocabulary-form >> xpath=..")
+            await page.fill("#vocabulary-form [name=terms]",
+                            "Trường Đại học B\n  ngành Kỹ thuật phần mềm  \n\n")
+            await page.click("#vocabulary-form button[type=submit]")
             await page.click("#session-form >> xpath=..")
             await page.select_option("#session-form [name=kind]", "interview")
             await page.fill("#session-form [name=title]", "Phỏng vấn sinh viên")
@@ -71,6 +76,12 @@ async def test_staff_creates_dossier_session_and_join_link(
     session_id = join_url.split("/join/", 1)[1].split("/", 1)[0]
     session = await r.api("GET", f"/api/sessions/{session_id}")
     assert session["kind"] == "interview" and session["status"] == "live"
+    for _ in range(50):  # the vocabulary form's request may still be on its way
+        dossier = await r.api("GET", f"/api/dossiers/{session['dossier_id']}")
+        if dossier["vocabulary"]:
+            break
+        await asyncio.sleep(0.1)
+    assert dossier["vocabulary"] == ["Trường Đại học B", "ngành Kỹ thuật phần mềm"]
     # The camera rule as the form set it; what the form left alone is the default.
     policy = session["policy"]
     assert (policy["camera_grace_s"], policy["camera_escalation_s"], policy["camera_to_lobby"]) \

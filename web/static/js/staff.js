@@ -30,6 +30,7 @@ let currentDossier = null;
 async function selectDossier(d) {
   currentDossier = d;
   $("#dossier-panel").hidden = false;
+  $("#vocabulary-form [name=terms]").value = (d.vocabulary || []).join("\n");
   $("#dossier-title").textContent = d.title;
   const sessions = await api("GET", `/api/dossiers/${d.id}/sessions`);
   const list = $("#sessions");
@@ -48,6 +49,16 @@ $("#login-form").addEventListener("submit", async (ev) => {
     setCsrf(out.csrf_token);
     formError(ev.target, null);
     await showWorkspace(out.user);
+  } catch (err) { formError(ev.target, err); }
+});
+
+$("#vocabulary-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const lines = new FormData(ev.target).get("terms").split("\n").map((x) => x.trim()).filter(Boolean);
+  try {
+    currentDossier = await api("PUT", `/api/dossiers/${currentDossier.id}/vocabulary`,
+      { terms: lines.length ? lines : null });
+    formError(ev.target, null);
   } catch (err) { formError(ev.target, err); }
 });
 
