@@ -405,6 +405,7 @@ class MethodResult:
     """One method on one model: timings (medians over runs) and accuracy of the last run."""
 
     model: str
+    kind: str  # "per_track", "session" (language imposed) or "mixed"
     method: str
     language: str | None
     load_s: float
@@ -419,7 +420,8 @@ def run_per_track(model: str, folder: Path, fixture: Fixture, threads: int,
     """hoidong: each participant's track alone, VAD and word timestamps, then merged."""
     start = time.perf_counter()
     transcriber = Transcriber(folder, cpu_threads=threads)
-    result = MethodResult(model, "per-track + VAD", language if transcriber.multilingual
+    kind = "session" if language is not None and transcriber.multilingual else "per_track"
+    result = MethodResult(model, kind, "per-track + VAD", language if transcriber.multilingual
                           else "en", round(time.perf_counter() - start, 2))
     speakers = {p.id: Speaker(p.id, p.name, p.role) for p in PARTICIPANTS}
     effective = language if transcriber.multilingual else "en"
@@ -451,7 +453,7 @@ def run_mixed(model: str, folder: Path, fixture: Fixture, threads: int, repeat: 
     start = time.perf_counter()
     whisper = WhisperModel(str(folder), device="cpu", compute_type="int8",
                            cpu_threads=threads, num_workers=1)
-    result = MethodResult(model, "mixed track (faster-whisper defaults)", None,
+    result = MethodResult(model, "mixed", "mixed track (faster-whisper defaults)", None,
                           round(time.perf_counter() - start, 2))
     segments: list[Any] = []
     info: Any = None
@@ -541,22 +543,17 @@ def main() -> None:
     methods = [_summary(r, seconds) for r in runs]
     result: dict[str, Any] = {"audio_seconds": seconds, "speech_seconds": round(speech, 1),
                               "turns": len(fixture.turns)}
-    for m in methods:
-        sfx = _suffix(m["model"])
-        if m["method"].startswith("per-track") and m["language"] not in (None, "en") \
-                and m["model"] != "tiny.en":
-            key = f"_{m['language']}{sfx}"  # the session-language variant, e.g. rtf_base_vi
-            result[f"rtf{sfx or '_base'}_{m['language']}"] = m["rtf"]
-            for name in ("wer_en", "cer_vi", "speaker_accuracy"):
-                result[f"{name}{key}"] = m[name]
-        elif m["method"].startswith("per-track"):
-            result[f"rtf{sfx or '_base'}"] = m["rtf"]
-            for name in ("wer_en", "cer_vi", "speaker_accuracy"):
-                result[f"{name}{sfx}"] = m[name]
-        else:
+    for r, m in zip(runs, methods, strict=True):
+        sfx = _suffix(r.model)
+        if r.kind == "mixed":
             result[f"rtf_baseline_mixed{sfx}"] = m["rtf"]
             for name in ("wer_en", "cer_vi"):
                 result[f"{name}_baseline_mixed{sfx}"] = m[name]
+            continue
+        tag = sfx if r.kind == "per_track" else f"{sfx}_session_{r.language}"
+        result[f"rtf{sfx or '_base'}{tag[len(sfx):]}"] = m["rtf"]
+        for name in ("wer_en", "cer_vi", "speaker_accuracy", "speaker_accuracy_within_0_5s"):
+            result[f"{name}{tag}"] = m[name]
     rtf_base, accuracy = result.get("rtf_base"), result.get("speaker_accuracy")
     result["targets"] = {
         "rtf_base_max": TARGET_RTF_BASE,
