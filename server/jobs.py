@@ -45,10 +45,11 @@ STALE_S = 60.0
 
 def make_huey(settings: Settings) -> huey.Huey:
     """The queue the settings name (the same for the server and its workers)."""
+    name = settings.job_queue_name
     if settings.job_queue == "redis":
-        return huey.RedisHuey("hoidong", url=settings.redis_url)
+        return huey.RedisHuey(name, url=settings.redis_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return huey.SqliteHuey("hoidong", filename=str(Path(settings.data_dir) / "jobs.sqlite3"))
+    return huey.SqliteHuey(name, filename=str(Path(settings.data_dir) / "jobs.sqlite3"))
 
 
 def backoff_s(attempt: int) -> float:

@@ -176,6 +176,9 @@ class Settings:
         "needed) or Redis (workers on other machines).", ("sqlite", "redis"))
     redis_url: str = _setting("redis://127.0.0.1:6379/0",
                               "Redis for job_queue=redis (huey's Redis storage).")
+    job_queue_name: str = _setting(
+        "hoidong", "Name of the job queue: deployments sharing one Redis need different names "
+        "(their workers would otherwise take each other's jobs).")
     run_worker: bool = _setting(
         True,
         "The server starts a transcription worker process of its own (off when `hoidong "

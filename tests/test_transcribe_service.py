@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -321,14 +322,15 @@ async def test_jobs_go_through_redis_when_asked(tmp_path: Path) -> None:
     except redis.exceptions.ConnectionError:
         client = None
     need(client is not None, "Redis on 127.0.0.1:6379")
+    queue = f"hoidong-test-{tmp_path.name}-{os.getpid()}"  # no other worker's queue
     async with app_with(tmp_path, transcribe_on_end=True, job_queue="redis",
-                        redis_url=url) as running:
+                        redis_url=url, job_queue_name=queue) as running:
         session_id = await ended_session(running, participant=True)
         transcript = await settled_transcript(running, session_id)
         assert transcript["status"] == "done", transcript
         # Not through the embedded queue: there is no SQLite queue file at all.
         assert not (running.settings.data_dir / "jobs.sqlite3").exists()
-    assert client is not None and client.llen("huey.redis.hoidong") == 0  # taken, none left
+    assert client is not None and client.llen(f"huey.redis.{queue}") == 0  # taken, none left
 
 
 @pytest.mark.slow
