@@ -51,11 +51,15 @@ async def test_two_speakers_are_attributed(tmp_path: Path, chromium_path: str,
                     page = await browser.new_page()
                     await join_in_browser(page, r.base_url + "/join/"
                                           + person["join_url"].split("/join/", 1)[1])
-                await asyncio.sleep(12)
+                await asyncio.sleep(15)
                 await r.api("POST", f"/api/sessions/{sid}/end")
             finally:
                 for browser in browsers:
                     await browser.close()
+        recordings = await r.api("GET", f"/api/sessions/{sid}/recordings")
+        audio = {rec["participant_id"]: rec for rec in recordings if rec["kind"] == "audio"}
+        assert set(audio) == set(people), recordings  # both microphones were recorded
+        assert all(rec["duration_s"] > 5 for rec in audio.values()), audio
         transcript = await wait_for_transcript(r, sid)
         assert transcript["status"] == "done", transcript
         by_speaker: dict[str, str] = {}
@@ -63,7 +67,7 @@ async def test_two_speakers_are_attributed(tmp_path: Path, chromium_path: str,
             assert people[seg["participant_id"]] == seg["speaker"]
             by_speaker[seg["speaker"]] = by_speaker.get(seg["speaker"], "") + " " + seg[
                 "text"].lower()
-        assert set(by_speaker) == set(SPEECH), by_speaker
+        assert set(by_speaker) == set(SPEECH), (by_speaker, transcript["progress"], audio)
         for name, (_, words) in SPEECH.items():
             others = set().union(*(w for n, (_, w) in SPEECH.items() if n != name))
             heard = by_speaker[name]
