@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
-.PHONY: run test lint typecheck pytest clean help settings-table bench-media bench-camera bench-recording
+.PHONY: run test lint typecheck pytest clean help settings-table bench-media bench-camera bench-recording bench-transcription
 
 help:
 	@echo "make run   - install into .venv, migrate, serve on http://127.0.0.1:8080 (data in ./data)"
@@ -42,6 +42,9 @@ test: lint typecheck pytest
 # Benchmarks (see bench/README.md); results in bench/results/, figures in docs/benchmarks.md.
 bench-media: $(RUNTIME_STAMP)
 	$(BIN)/python -m bench.media
+
+bench-transcription: $(DEV_STAMP)
+	$(BIN)/python -m bench.transcription
 
 bench-recording: $(RUNTIME_STAMP)
 	$(BIN)/python -m bench.recording
