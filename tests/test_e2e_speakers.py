@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright
 
+from media.ffmpeg import ffmpeg_path
 from tests.conftest import make_settings, start_app
 from tests.test_e2e_browser import chromium_args, join_in_browser, wait_for_transcript
 
@@ -33,6 +34,12 @@ async def test_two_speakers_are_attributed(tmp_path: Path, chromium_path: str,
         sid = s["id"]
         await r.api("POST", f"/api/sessions/{sid}/start")
         people = {}
+        # Two browsers each encoding a 640x480 camera saturate two cores, and Chromium's
+        # fake microphone then stutters: a small, slow fake camera keeps the audio clean.
+        camera = tmp_path / "camera.y4m"
+        await asyncio.to_thread(subprocess.run, [
+            ffmpeg_path(), "-v", "error", "-y", "-f", "lavfi", "-i",
+            "testsrc=s=160x120:r=10:d=2", "-pix_fmt", "yuv420p", str(camera)], check=True)
         async with async_playwright() as p:
             browsers = []
             try:
@@ -45,8 +52,9 @@ async def test_two_speakers_are_attributed(tmp_path: Path, chromium_path: str,
                                          {"name": name, "role": "member"}, 201)
                     people[person["id"]] = name
                     # One browser each: Chromium's fake microphone is per process.
-                    browser = await p.chromium.launch(executable_path=chromium_path,
-                                                      headless=True, args=chromium_args(wav))
+                    browser = await p.chromium.launch(
+                        executable_path=chromium_path, headless=True,
+                        args=[*chromium_args(wav), f"--use-file-for-fake-video-capture={camera}"])
                     browsers.append(browser)
                     page = await browser.new_page()
                     await join_in_browser(page, r.base_url + "/join/"
