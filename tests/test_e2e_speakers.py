@@ -76,7 +76,7 @@ async def test_two_speakers_are_attributed(tmp_path: Path, chromium_path: str,
             by_speaker[seg["speaker"]] = by_speaker.get(seg["speaker"], "") + " " + seg[
                 "text"].lower()
         assert set(by_speaker) == set(SPEECH), (by_speaker, transcript["progress"], audio)
-        for name, (_, words) in SPEECH.items():
+        for name in SPEECH:
             others = set().union(*(w for n, (_, w) in SPEECH.items() if n != name))
             heard = by_speaker[name]
             # Never the other speaker's words under this name: that is the attribution.
