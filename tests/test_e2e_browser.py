@@ -45,6 +45,19 @@ def make_speech(espeak: str, out: Path) -> Path:
     return out
 
 
+def small_camera(out: Path) -> Path:
+    """A 320x240, 15 fps test pattern for Chromium's fake camera (it loops the file).
+
+    Chromium's own fake camera is 640x480 at 30 fps; encoding that while the server and
+    Whisper share two cores has made the fake microphone stutter in full CI runs.
+    """
+    from media.ffmpeg import ffmpeg_path
+
+    subprocess.run([ffmpeg_path(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=s=320x240:r=15:d=4", "-pix_fmt", "yuv420p", str(out)], check=True)
+    return out
+
+
 def chromium_args(wav: Path) -> list[str]:
     return [
         "--use-fake-device-for-media-stream",
@@ -113,6 +126,38 @@ async def wait_for_transcript(r: Running, session_id: str) -> dict[str, Any]:
     raise AssertionError(f"transcript not ready after {timeout} s: {tr}")
 
 
+async def diagnose(r: Running, sid: str, transcript: dict[str, Any], out: Path) -> str:
+    """What the server heard, for a failure message: the transcript's status and text and
+    the recorded audio's loudness per second (dBFS), the audio kept in ``out``."""
+    import numpy as np
+
+    lines = [f"transcript {transcript.get('status')}: {transcript.get('error')!r}"]
+    lines += [f"  {seg['start']:.1f}-{seg['end']:.1f} {seg['text']}"
+              for seg in transcript.get("segments", [])]
+    for rec in await r.api("GET", f"/api/sessions/{sid}/recordings"):
+        if rec["kind"] != "audio" or rec["status"] != "stored":
+            continue
+        resp = await r.client.get(rec["media_url"], headers=r.auth())
+        local = out / f"failed-{sid}.webm"
+        local.write_bytes(await resp.read())
+        with av.open(str(local)) as container:
+            samples = np.concatenate([
+                f.to_ndarray().astype("float32").reshape(-1)
+                for f in container.decode(audio=0)
+            ])
+        rate = 48000 * 2  # interleaved stereo Opus at 48 kHz
+        levels = [
+            20 * np.log10(max(float(np.sqrt(np.mean(chunk ** 2))), 1e-9))
+            for chunk in (samples[i:i + rate] for i in range(0, len(samples), rate))
+            if len(chunk)
+        ]
+        lines.append(f"audio {rec['duration_s']:.1f} s, dBFS per s: "
+                     + " ".join(f"{lv:.0f}" for lv in levels) + f" (kept in {local})")
+    events = await r.api("GET", f"/api/sessions/{sid}/audit")
+    lines.append("audit: " + " ".join(e["kind"] for e in events))
+    return "\n".join(lines)
+
+
 def is_subsequence(wanted: list[str], seen: list[str]) -> bool:
     it = iter(seen)
     return all(any(kind == w for kind in it) for w in wanted)
@@ -146,8 +191,11 @@ async def test_session_end_to_end(
     join_path = "/join/" + member["join_url"].split("/join/", 1)[1]
 
     async with async_playwright() as p:
+        camera = small_camera(tmp_path / "camera.y4m")
         browser = await p.chromium.launch(
-            executable_path=chromium_path, headless=True, args=chromium_args(wav)
+            executable_path=chromium_path,
+            headless=True,
+            args=[*chromium_args(wav), f"--use-file-for-fake-video-capture={camera}"],
         )
         try:
             page = await browser.new_page()
@@ -161,7 +209,10 @@ async def test_session_end_to_end(
             await page.wait_for_selector("#status[data-state='ended']", timeout=10000)
 
             # The secretary's view of the same session, once it is transcribed.
-            await wait_for_transcript(r, sid)
+            early = await wait_for_transcript(r, sid)
+            assert early["status"] == "done" and early["segments"], await diagnose(
+                r, sid, early, artifacts_dir
+            )
             staff = await browser.new_page(viewport={"width": 1280, "height": 900})
             await staff.goto(r.base_url + "/staff")
             await staff.fill("#login-form [name=username]", "admin")
