@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from media.camera import CameraState, Reason, Sample, SampleError, analyse_keyframe
 from media.face import FaceDetector
 from media.frames import EncodedFrame
+from media.tasks import cancel_and_wait
 from media.vp8 import is_keyframe
 
 log = logging.getLogger(__name__)
@@ -130,12 +131,7 @@ class CameraMonitor:
 
     async def close(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task, name="camera monitor")
 
 
 def _analyse(data: bytes, faces: FaceDetector | None, still: bool

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from media.tasks import cancel_and_wait
 from server import audit
 from server.compliance import BackOn, Compliance, Decision, NonCompliant, QuorumChanged, Warned
 from server.database import Database
@@ -168,12 +169,7 @@ class CameraRule:
         """The session ended (None: the server stops): settle and forget its tracker."""
         for sid in [sid for sid in self._tracked if session_id in (None, sid)]:
             tracked = self._tracked.pop(sid)
-            if tracked.task is not None:
-                tracked.task.cancel()
-                try:
-                    await tracked.task
-                except asyncio.CancelledError:
-                    pass
+            await cancel_and_wait(tracked.task, name=f"camera rule {sid}")
             now = time.time()
             for pid in list(tracked.compliance.members):
                 tracked.compliance.disconnected(pid, now)

@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from media.assemble import Piece, assemble
 from media.composite import CompositeError, Person, Track, composite_args, run_composite
+from media.tasks import cancel_and_wait
 from server import audit
 from server.database import Database
 from server.models import (
@@ -113,12 +114,7 @@ class CompositeService:
         await self._idle.wait()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task, name="composites")
 
     async def _run(self) -> None:
         while True:

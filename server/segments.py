@@ -26,6 +26,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from media.recorder import Segment
+from media.tasks import cancel_and_wait
 from server import audit
 from server.database import Database
 from server.models import MeetingSession, RecordingSegment, utcnow
@@ -185,9 +186,4 @@ class SegmentKeeper:
 
     async def close(self) -> None:
         await self.settle(10.0)
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task, name="segment uploads")

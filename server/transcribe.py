@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from media.tasks import cancel_and_wait
 from server import audit
 from server.database import Database
 from server.jobs import STALE_S, Queue, WorkerProcess
@@ -67,12 +68,7 @@ class TranscriptionService(TranscriptionJobs):
         self._watch = asyncio.create_task(self._watch_heartbeats(), name="transcription-watch")
 
     async def close(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            try:
-                await self._watch
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._watch)
         if self.worker is not None:
             await self.worker.close()
         if self._model_check is not None:
