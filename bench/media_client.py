@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import json
+import pickle
 import socket
 import sys
 import time
@@ -102,7 +103,11 @@ async def run_peer(spec: dict[str, Any], me: dict[str, str], fixture: dict[str, 
         welcome = await ws.receive_json()
         assert welcome["type"] == "welcome", welcome
         pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        tracks = {k: PacketTrack(k, fixture[k], window) for k in ("audio", "video")}
+        # A peer may bring its own speech (bench/incremental.py): pickled Opus packets.
+        own = {"audio": pickle.loads(await asyncio.to_thread(
+            Path(me["audio_packets"]).read_bytes))} if me.get("audio_packets") else {}
+        tracks = {k: PacketTrack(k, own.get(k) or fixture[k], window)
+                  for k in ("audio", "video")}
         for track in tracks.values():
             pc.addTransceiver(track, direction="sendonly")
         slots = [pc.addTransceiver(kind, direction="recvonly")

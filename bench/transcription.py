@@ -415,16 +415,41 @@ class MethodResult:
     cpu_s: list[float] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
     accuracy: dict[str, Any] = field(default_factory=dict)
+    decode: Decode | None = None  # per-track methods
+
+
+@dataclass(frozen=True, slots=True)
+class Decode:
+    """How Whisper decodes (the server's ``whisper_*`` settings)."""
+
+    beam: int = 5
+    fallback: bool = False
+    batch: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Decode:
+        """``beam:fallback:batch``, e.g. ``5:0:0`` (the server's defaults)."""
+        beam, fallback, batch = (int(x) for x in text.split(":"))
+        return cls(beam, bool(fallback), batch)
+
+    @property
+    def label(self) -> str:
+        return (f"beam {self.beam}, {'fallback' if self.fallback else 'no fallback'}, "
+                + (f"batch {self.batch}" if self.batch else "sequential"))
 
 
 def run_per_track(model: str, folder: Path, fixture: Fixture, threads: int,
-                  language: str | None, repeat: int) -> MethodResult:
+                  language: str | None, repeat: int, decode: Decode = Decode()
+                  ) -> MethodResult:
     """hoidong: each participant's track alone, VAD and word timestamps, then merged."""
     start = time.perf_counter()
-    transcriber = Transcriber(folder, cpu_threads=threads)
+    transcriber = Transcriber(folder, cpu_threads=threads, beam_size=decode.beam,
+                              temperature_fallback=decode.fallback, batch_size=decode.batch)
     kind = "session" if language is not None and transcriber.multilingual else "per_track"
-    result = MethodResult(model, kind, "per-track + VAD", language if transcriber.multilingual
-                          else "en", round(time.perf_counter() - start, 2))
+    result = MethodResult(model, kind, f"per-track + VAD ({decode.label})",
+                          language if transcriber.multilingual else "en",
+                          round(time.perf_counter() - start, 2))
+    result.decode = decode
     speakers = {p.id: Speaker(p.id, p.name, p.role) for p in PARTICIPANTS}
     effective = language if transcriber.multilingual else "en"
     prompt = initial_prompt(None, effective)
@@ -502,6 +527,14 @@ def _met(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "not met")
 
 
+def _server_decode() -> str:
+    """The server's default decoding as ``beam:fallback:batch``."""
+    from server.settings import Settings
+
+    d = Settings()
+    return f"{d.whisper_beam_size}:{int(d.whisper_temperature_fallback)}:{d.whisper_batch_size}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the meeting")
@@ -511,9 +544,13 @@ def main() -> None:
                     help="also run multilingual models per track with this language imposed "
                          "(as the server does with a session's language), e.g. vi")
     ap.add_argument("--repeat", type=int, default=1, help="runs per method (medians)")
+    ap.add_argument("--decode", default=_server_decode(),
+                    help="per-track decoding to run, comma-separated beam:fallback:batch "
+                         "(the first gives rtf_base; default: the server's defaults)")
     ap.add_argument("--seed", type=int, default=7, help="seed of the meeting fixture")
     args = ap.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    decodes = [Decode.parse(d) for d in args.decode.split(",") if d.strip()]
     began = time.perf_counter()
     load_before = os.getloadavg()
 
@@ -528,16 +565,17 @@ def main() -> None:
     runs: list[MethodResult] = []
     for model in models:
         folder = resolve_model(model, MODEL_CACHE)
-        for step in ("per_track", "session", "mixed"):
+        steps = [("per_track", d) for d in decodes] + [("session", d) for d in decodes]
+        for step, decode in [*steps, ("mixed", Decode())]:
             t0 = time.perf_counter()
             if step == "per_track":
                 runs.append(run_per_track(model, folder, fixture, args.threads, None,
-                                          args.repeat))
+                                          args.repeat, decode))
             elif step == "session":
                 if model.endswith(".en") or not args.session_language:
                     continue
                 runs.append(run_per_track(model, folder, fixture, args.threads,
-                                          args.session_language, args.repeat))
+                                          args.session_language, args.repeat, decode))
             else:
                 runs.append(run_mixed(model, folder, fixture, args.threads, args.repeat))
             r = runs[-1]
@@ -555,6 +593,9 @@ def main() -> None:
                 result[f"{name}_baseline_mixed{sfx}"] = m[name]
             continue
         tag = sfx if r.kind == "per_track" else f"{sfx}_session_{r.language}"
+        if r.decode is not None and r.decode != decodes[0]:
+            d = r.decode
+            tag += f"_decode_{d.beam}_{int(d.fallback)}_{d.batch}"
         result[f"rtf{sfx or '_base'}{tag[len(sfx):]}"] = m["rtf"]
         for name in ("wer_en", "cer_vi", "speaker_accuracy", "speaker_accuracy_within_0_5s"):
             result[f"{name}{tag}"] = m[name]
@@ -568,6 +609,7 @@ def main() -> None:
     result.update({
         "threads": args.threads, "repeat": args.repeat, "seed": args.seed,
         "models": models, "session_language": args.session_language or None,
+        "decode": [asdict(d) for d in decodes],
         "window_s": WINDOW_S, "fixture": fixture.folder.name,
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],

@@ -151,7 +151,9 @@ def _transcribe_file(settings: Settings, args: argparse.Namespace) -> int:
         model = resolve_model(settings.whisper_model, settings.model_cache_dir)
         transcriber = Transcriber(model, cpu_threads=settings.resolved_cpu_threads,
                                   compute_type=settings.whisper_compute_type,
-                                  beam_size=settings.whisper_beam_size)
+                                  beam_size=settings.whisper_beam_size,
+                                  temperature_fallback=settings.whisper_temperature_fallback,
+                                  batch_size=settings.whisper_batch_size)
     except ModelError as exc:
         print(f"hoidong: {exc}", file=sys.stderr)
         return 1

@@ -167,6 +167,16 @@ class Settings:
     )
     whisper_cpu_threads: int = _setting(0, "Threads Whisper may use (0: the machine's cores).")
     whisper_beam_size: int = _setting(5, "Beam size for Whisper decoding.")
+    whisper_temperature_fallback: bool = _setting(
+        False,
+        "Decode a window again at rising temperatures when Whisper's result looks wrong "
+        "(its default; on hard audio most of the time goes there). Off: one decode.",
+    )
+    whisper_batch_size: int = _setting(
+        0,
+        "Speech chunks Whisper decodes at once (faster-whisper's batched pipeline; chunks "
+        "cut at silences). 0: one stream per track, window after window.",
+    )
     default_language: str = _setting(
         "vi", "Spoken language assumed for new sessions (ISO 639-1 code)."
     )

@@ -146,6 +146,8 @@ class TranscriptionJobs:
                 self._transcriber = await asyncio.to_thread(
                     Transcriber, path, cpu_threads=s.resolved_cpu_threads,
                     compute_type=s.whisper_compute_type, beam_size=s.whisper_beam_size,
+                    temperature_fallback=s.whisper_temperature_fallback,
+                    batch_size=s.whisper_batch_size,
                 )
             return self._transcriber
 

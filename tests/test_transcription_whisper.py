@@ -90,6 +90,42 @@ def test_english_opus(
         assert isinstance(s.start, float) and isinstance(s.words[0].probability, float)
 
 
+@pytest.mark.parametrize(("fallback", "batch"), [(True, 0), (False, 4)])
+def test_decoding_options(english_wav: Path, audio_dir: Path, fallback: bool,
+                          batch: int) -> None:
+    """Whisper's temperature fallback and the batched pipeline give the same words,
+    with word timestamps, on a track with speech, a long pause and speech again."""
+    import numpy as np
+    from faster_whisper import decode_audio
+
+    speech = decode_audio(str(english_wav), sampling_rate=16000)
+    pause = np.zeros(16000 * 4, dtype=np.float32)
+    two = audio_dir / f"two-{fallback}-{batch}.wav"
+    import wave
+
+    with wave.open(str(two), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.concatenate([speech, pause, speech]) * 32767).astype("<i2").tobytes())
+    model = Transcriber(resolve_model("tiny.en", Path("/nonexistent")), cpu_threads=2,
+                        temperature_fallback=fallback, batch_size=batch)
+    result = model.transcribe_track(two, language="en")
+    text = " ".join(s.text for s in result.segments).lower()
+    assert text.count("council") == 2 and text.count("report") == 2, text
+    words = [w for s in result.segments for w in s.words]
+    gap_start = len(speech) / 16000
+    # Words land on either side of the pause, none inside it.
+    assert any(w.end <= gap_start + 0.3 for w in words)
+    assert any(w.start >= gap_start + 4 - 0.3 for w in words)
+    assert not any(gap_start + 0.5 < (w.start + w.end) / 2 < gap_start + 3.5 for w in words)
+
+
+def test_bad_decoding_options() -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        Transcriber(resolve_model("tiny.en", Path("/nonexistent")), cpu_threads=1, batch_size=-1)
+
+
 @pytest.fixture(scope="module")
 def silent_ogg(audio_dir: Path) -> Path:
     silent = audio_dir / "silent.ogg"

@@ -29,12 +29,17 @@ class Transcriber:
 
     ``cpu_threads`` is the number of threads one transcription may use; ``compute_type``
     is a CTranslate2 quantisation ("int8" is fastest on CPU). ``beam_size`` trades speed
-    for accuracy.
+    for accuracy. ``temperature_fallback``: decode a window again at rising temperatures
+    when the result looks wrong (Whisper's default; up to six decodes of one window, and
+    on hard audio it is most of the time spent); off, one decode at temperature 0.
+    ``batch_size`` > 0 decodes up to that many VAD speech chunks at once (faster-whisper's
+    ``BatchedInferencePipeline``: chunks are cut at silences and decoded without the
+    previous chunk's text); 0 decodes the speech as one stream, window after window.
 
     Raises (constructor):
         ModelError: ``"model.missing"`` if the folder lacks files, ``"model.corrupt"`` if
             CTranslate2 cannot load it.
-        ValueError: ``cpu_threads`` or ``beam_size`` below 1.
+        ValueError: ``cpu_threads`` or ``beam_size`` below 1, ``batch_size`` below 0.
     """
 
     def __init__(
@@ -44,11 +49,15 @@ class Transcriber:
         cpu_threads: int,
         compute_type: str = "int8",
         beam_size: int = 5,
+        temperature_fallback: bool = False,
+        batch_size: int = 0,
     ) -> None:
         if cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
         if beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+        if batch_size < 0:
+            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
         check_model_folder(model_path)
         # Imported lazily: the native libraries cost ~1 s and memory, and the export
         # functions of this package must stay usable without them.
@@ -70,6 +79,14 @@ class Transcriber:
             ) from exc
         self._path = model_path
         self._beam_size = beam_size
+        self._temperature: float | tuple[float, ...] = (
+            (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if temperature_fallback else 0.0)
+        self._batch_size = batch_size
+        self._batched: Any = None
+        if batch_size:
+            from faster_whisper import BatchedInferencePipeline
+
+            self._batched = BatchedInferencePipeline(self._model)
         self._multilingual = bool(self._model.model.is_multilingual)
         self._languages = frozenset(str(code) for code in self._model.supported_languages)
 
@@ -117,17 +134,22 @@ class Transcriber:
         if audio.shape[0] == 0:
             return TrackTranscript(effective, 1.0 if effective else 0.0, 0.0, [])
 
-        segments_iter, info = self._model.transcribe(
-            audio,
-            language=effective,
-            beam_size=self._beam_size,
-            vad_filter=True,
-            word_timestamps=True,
+        options: dict[str, Any] = {
+            "language": effective,
+            "beam_size": self._beam_size,
+            "temperature": self._temperature,
+            "vad_filter": True,
+            "word_timestamps": True,
             # Meetings drift between topics and speakers; conditioning on the previous
             # text makes Whisper loop on hallucinated repetitions after a silence.
-            condition_on_previous_text=False,
-            initial_prompt=prompt,
-        )
+            "condition_on_previous_text": False,
+            "initial_prompt": prompt,
+        }
+        if self._batched is not None:
+            segments_iter, info = self._batched.transcribe(
+                audio, batch_size=self._batch_size, **options)
+        else:
+            segments_iter, info = self._model.transcribe(audio, **options)
         # The iterator does the decoding work lazily; consume it here, in the caller's thread.
         segments = [s for s in map(_segment, segments_iter) if s.text]
         if effective is None and not segments:
