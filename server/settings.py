@@ -173,9 +173,9 @@ class Settings:
         "(its default; on hard audio most of the time goes there). Off: one decode.",
     )
     whisper_batch_size: int = _setting(
-        0,
+        8,
         "Speech chunks Whisper decodes at once (faster-whisper's batched pipeline; chunks "
-        "cut at silences). 0: one stream per track, window after window.",
+        "cut at silences; more memory). 0: one stream per track, window after window.",
     )
     default_language: str = _setting(
         "vi", "Spoken language assumed for new sessions (ISO 639-1 code)."
