@@ -19,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -432,3 +433,21 @@ class AuditEvent(Base):
         String(100), default=""
     )  # user:<id>, participant:<id>, system
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The hash chain (storage.chain): set when the event is flushed (server.audit).
+    chain: Mapped[str] = mapped_column(String(80), default="")
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")
+    hash: Mapped[str] = mapped_column(String(64), default="")
+
+    __table_args__ = (Index("uq_audit_events_chain_seq", "chain", "seq", unique=True),)
+
+
+class AuditChain(Base):
+    """The head of one audit chain: its last ``seq`` and that event's hash. Updated in
+    the transaction that adds the event, which also serialises writers of a chain."""
+
+    __tablename__ = "audit_chains"
+
+    chain: Mapped[str] = mapped_column(String(80), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    head: Mapped[str] = mapped_column(String(64), default="")

@@ -580,6 +580,7 @@ async def test_unknown_and_absurd_ids_are_404(running_db: Running) -> None:
         ("GET", "/api/sessions/{id}/transcript.vtt", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/transcript.json", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/audit", None, "session.not_found"),
+        ("GET", "/api/sessions/{id}/audit/verify", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/attendance", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/segments", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/composite", None, "session.not_found"),

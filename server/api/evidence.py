@@ -9,6 +9,8 @@ from server import audit, reports
 from server.api.framework import ApiRegistry
 from server.api.schemas import (
     AuditEventOut,
+    ChainBreakOut,
+    ChainCheckOut,
     CompositeOut,
     RecordingOut,
     RoomPresenceIn,
@@ -17,6 +19,7 @@ from server.api.schemas import (
     TranscriptOut,
 )
 from server.api.staff import get_or_404, session_from_path
+from server.audit import verify_chains
 from server.errors import ApiError
 from server.i18n import both, normalise_language
 from server.models import (
@@ -34,6 +37,7 @@ from server.models import (
 from server.policy import require
 from server.state import DB, LIVE, SETTINGS, STORE, TRANSCRIPTION
 from storage import ObjectNotFound
+from storage.chain import chain_name, verify_chain
 
 api = ApiRegistry()
 
@@ -302,6 +306,26 @@ async def list_audit(request: web.Request) -> list[AuditEventOut]:
             select(AuditEvent).where(AuditEvent.session_id == m.id).order_by(AuditEvent.id)
         )).scalars()
         return [AuditEventOut.model_validate(e) for e in rows]
+
+
+@api.route("GET", "/api/sessions/{session_id}/audit/verify", summary="Check the "
+           "session's audit chain as stored: every event's hash, the links between them "
+           "and the recorded head; names the first broken event",
+           response=ChainCheckOut)
+async def verify_audit(request: web.Request) -> ChainCheckOut:
+    require(request, "audit.read")
+    async with request.app[DB].session() as s:
+        m = await session_from_path(s, request)
+    chain = chain_name("session.created", m.id, m.dossier_id)
+    checks = await verify_chains(request.app[DB], [chain])
+    check = checks[0] if checks else verify_chain(chain, [])
+    broken = None
+    if check.broken is not None:
+        b = check.broken
+        broken = ChainBreakOut(seq=b.seq, event_id=b.event_id, code=b.code,
+                               message=both(b.code, {"seq": b.seq, "chain": b.chain}))
+    return ChainCheckOut(chain=check.chain, ok=check.ok, events=check.events,
+                         head=check.head, broken=broken)
 
 
 # -- attendance -----------------------------------------------------------------------

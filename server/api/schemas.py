@@ -206,6 +206,25 @@ class AuditEventOut(BaseModel):
     participant_id: str | None
     actor: str
     data: dict[str, Any]
+    chain: str
+    seq: int
+    prev_hash: str
+    hash: str
+
+
+class ChainBreakOut(BaseModel):
+    seq: int
+    event_id: int | None
+    code: str
+    message: dict[str, str]
+
+
+class ChainCheckOut(BaseModel):
+    chain: str
+    ok: bool
+    events: int
+    head: str
+    broken: ChainBreakOut | None
 
 
 class ConsentIn(Strict):
