@@ -15,6 +15,7 @@ from typing import Any
 
 from transcription.errors import AudioError, ModelError
 from transcription.model import check_model_folder
+from transcription.speech import snap_to_speech, speech_regions
 from transcription.transcript import TrackTranscript, TranscriptSegment, Word
 
 __all__ = ["Transcriber"]
@@ -152,6 +153,8 @@ class Transcriber:
             segments_iter, info = self._model.transcribe(audio, **options)
         # The iterator does the decoding work lazily; consume it here, in the caller's thread.
         segments = [s for s in map(_segment, segments_iter) if s.text]
+        if segments:
+            segments = snap_to_speech(segments, speech_regions(audio))
         if effective is None and not segments:
             # Whisper "detects" a language even in pure silence; reporting it would be noise.
             return TrackTranscript(None, 0.0, duration, [])
