@@ -30,7 +30,6 @@ from server.models import StaffRole, User
 from server.settings import Settings
 from server.state import COMPOSITE, DB, LIVE, SECRET, SETTINGS, STORE, TRANSCRIPTION
 from server.transcribe import TranscriptionService
-from storage import open_store
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +116,7 @@ async def _bootstrap_admin(app: web.Application) -> None:
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
-    store = open_store(
-        s.storage_backend, local_root=s.storage_dir, s3_endpoint=s.s3_endpoint,
-        s3_access_key=s.s3_access_key, s3_secret_key=s.s3_secret_key, s3_bucket=s.s3_bucket,
-        s3_secure=s.s3_secure, s3_region=s.s3_region or None,
-    )
+    store = s.open_store()
     app[STORE] = store
     yield
     await store.close()

@@ -14,7 +14,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from storage import ObjectStore
 
 ENV_PREFIX = "HOIDONG_"
 
@@ -153,6 +156,17 @@ class Settings:
     s3_bucket: str = _setting("hoidong", "MinIO/S3 bucket (created when missing).")
     s3_secure: bool = _setting(False, "Use HTTPS to reach MinIO/S3.")
     s3_region: str = _setting("", "MinIO/S3 region (empty: the server's default).")
+    s3_object_lock: bool = _setting(
+        True,
+        "Create the MinIO/S3 bucket with Object Lock (and so versioning) and give every "
+        "object compliance-mode retention: the storage server itself refuses to delete "
+        "or overwrite it before its date. Only a new bucket can get it.",
+    )
+    retention_years: int = _setting(
+        10,
+        "Years every stored evidence object is kept (retention from the time it is "
+        "written; compliance mode on MinIO, enforced by hoidong on local storage).",
+    )
     whisper_model: str = _setting(
         "base",
         "Whisper model: a bundled name (`base`, multilingual; `tiny.en`, English only), "
@@ -233,6 +247,17 @@ class Settings:
     def spool_dir(self) -> Path:
         """Where recordings are written while a session is live, before upload."""
         return self.data_dir / "spool"
+
+    def open_store(self) -> ObjectStore:
+        """The object store these settings describe (no I/O until first used)."""
+        from storage import open_store
+
+        return open_store(
+            self.storage_backend, local_root=self.storage_dir, s3_endpoint=self.s3_endpoint,
+            s3_access_key=self.s3_access_key, s3_secret_key=self.s3_secret_key,
+            s3_bucket=self.s3_bucket, s3_secure=self.s3_secure,
+            s3_region=self.s3_region or None, object_lock=self.s3_object_lock,
+            retention_days=round(self.retention_years * 365.25))
 
     @property
     def model_cache_dir(self) -> Path:

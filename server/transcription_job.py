@@ -418,14 +418,8 @@ async def _in_worker(settings: Settings, state: dict[str, Any]
                      ) -> AsyncIterator[TranscriptionJobs]:
     """A service with its own database and store connections for one job in a worker
     process; the loaded model is kept in ``state`` for the next job."""
-    from storage import open_store
-
     db = Database(settings.resolved_database_url)
-    store = open_store(
-        settings.storage_backend, local_root=settings.storage_dir,
-        s3_endpoint=settings.s3_endpoint, s3_access_key=settings.s3_access_key,
-        s3_secret_key=settings.s3_secret_key, s3_bucket=settings.s3_bucket,
-        s3_secure=settings.s3_secure, s3_region=settings.s3_region or None)
+    store = settings.open_store()
     service = TranscriptionJobs(db, store, settings)
     service._transcriber = state.get("transcriber")
     try:

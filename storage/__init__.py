@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.base import ObjectStore, StoredObject
+from storage.base import ObjectStore, Retention, StoredObject
 from storage.errors import (
     InvalidKey,
     ObjectExists,
+    ObjectLocked,
     ObjectNotFound,
     StorageError,
     StorageUnavailable,
@@ -28,8 +29,10 @@ __all__ = [
     "InvalidKey",
     "LocalStore",
     "ObjectExists",
+    "ObjectLocked",
     "ObjectNotFound",
     "ObjectStore",
+    "Retention",
     "S3Store",
     "StorageError",
     "StorageUnavailable",
@@ -53,15 +56,18 @@ def open_store(
     s3_bucket: str = "hoidong",
     s3_secure: bool = False,
     s3_region: str | None = None,
+    object_lock: bool = False,
+    retention_days: int = 0,
 ) -> ObjectStore:
     """Return the store for ``backend`` (``"local"`` or ``"minio"``).
 
-    ``local_root`` is used by ``"local"`` only; the ``s3_*`` settings by
-    ``"minio"`` only. No I/O happens here: the bucket is created on first use.
+    ``local_root`` is used by ``"local"`` only; the ``s3_*`` settings and
+    ``object_lock`` by ``"minio"`` only; ``retention_days`` (0: none) by both.
+    No I/O happens here: the bucket is created on first use.
     Raises ``ValueError`` for an unknown backend or a missing ``s3_endpoint``.
     """
     if backend == "local":
-        return LocalStore(local_root)
+        return LocalStore(local_root, retention_days=retention_days)
     if backend == "minio":
         if not s3_endpoint:
             raise ValueError("the minio storage backend needs an S3 endpoint")
@@ -72,5 +78,7 @@ def open_store(
             s3_bucket,
             secure=s3_secure,
             region=s3_region,
+            object_lock=object_lock,
+            retention_days=retention_days,
         )
     raise ValueError(f"unknown storage backend {backend!r}; expected one of {BACKENDS}")

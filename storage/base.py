@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -18,6 +19,20 @@ class StoredObject:
     key: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How an object is protected: kept at least until ``until`` (UTC; None: no retention
+    date) in ``mode`` (``"COMPLIANCE"``: nobody can shorten it, not even an admin), and
+    ``legal_hold`` (kept, whatever the date, until the hold is released)."""
+
+    until: datetime | None
+    mode: str | None
+    legal_hold: bool
+
+    def blocks_deletion(self, now: datetime) -> bool:
+        return self.legal_hold or (self.until is not None and now < self.until)
 
 
 class ObjectStore(abc.ABC):
@@ -101,6 +116,20 @@ class ObjectStore(abc.ABC):
 
         ``prefix`` is ``""`` (everything) or a valid key optionally ending in '/'.
         """
+
+    @abc.abstractmethod
+    async def retention(self, key: str) -> Retention:
+        """The object's retention date and legal hold (``ObjectNotFound`` if absent)."""
+
+    @abc.abstractmethod
+    async def set_legal_hold(self, key: str, on: bool) -> None:
+        """Put the object under a legal hold (``on``) or release it."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> None:
+        """Delete the object for good — the retention action only, after its retention
+        date and with no legal hold: raises ``ObjectLocked`` otherwise (on MinIO the
+        server itself refuses), ``ObjectNotFound`` if absent."""
 
     @abc.abstractmethod
     async def close(self) -> None:

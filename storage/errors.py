@@ -60,3 +60,14 @@ class InvalidKey(StorageError):
 
     def __init__(self, key: str, reason: str) -> None:
         super().__init__(f"invalid storage key {key!r}: {reason}", key=key, reason=reason)
+
+
+class ObjectLocked(StorageError):
+    """The object is under retention or a legal hold: it cannot be deleted (yet)."""
+
+    default_code = "storage.locked"
+
+    def __init__(self, key: str, until: str = "", legal_hold: bool = False) -> None:
+        why = "a legal hold" if legal_hold else f"retention until {until}"
+        super().__init__(f"object is locked by {why}: {key}", key=key, until=until,
+                         legal_hold="yes" if legal_hold else "no")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
 import logging
 import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,10 +20,17 @@ from storage.base import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_CONTENT_TYPE,
     ObjectStore,
+    Retention,
     StoredObject,
     check_range,
 )
-from storage.errors import InvalidKey, ObjectExists, ObjectNotFound, StorageUnavailable
+from storage.errors import (
+    InvalidKey,
+    ObjectExists,
+    ObjectLocked,
+    ObjectNotFound,
+    StorageUnavailable,
+)
 from storage.integrity import is_sha256_hex, sha256_file
 from storage.keys import validate_key, validate_prefix
 
@@ -30,6 +39,7 @@ log = logging.getLogger(__name__)
 # Keys never have a segment starting with '.', so hidden names cannot collide
 # with objects: in-flight temp files and this checksum tree live among them.
 _SHA_DIR = ".sha256"
+_RETENTION_DIR = ".retention"
 _COPY_CHUNK = 1 << 20
 
 
@@ -67,10 +77,16 @@ class LocalStore(ObjectStore):
     is missing (crash right after the link), ``stat`` rehashes the file.
     ``content_type`` is accepted for interface parity and not stored.
     Requires a filesystem with hard links (any local POSIX filesystem).
+
+    Retention (``retention_days`` from the time of writing; 0: none) and legal holds
+    are kept in ``root/.retention/key`` (JSON) and enforced by :meth:`delete`, the only
+    way this store removes anything. Unlike MinIO's Object Lock this protects against
+    hoidong's own code paths, not against someone with access to the files.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, retention_days: int = 0) -> None:
         self._root = root.absolute()
+        self._retention_days = retention_days
 
     @property
     def name(self) -> str:
@@ -86,6 +102,9 @@ class LocalStore(ObjectStore):
 
     def _sidecar(self, key: str) -> Path:
         return self._root / _SHA_DIR / key
+
+    def _retention_file(self, key: str) -> Path:
+        return self._root / _RETENTION_DIR / validate_key(key)
 
     # -- writing ---------------------------------------------------------
 
@@ -144,7 +163,51 @@ class LocalStore(ObjectStore):
             raise StorageUnavailable("local", str(exc)) from exc
         sha256 = digest.hexdigest()
         self._write_sidecar(key, sha256)
+        if self._retention_days:
+            until = datetime.now(UTC) + timedelta(days=self._retention_days)
+            self._write_retention(key, Retention(until, "COMPLIANCE", False))
         return StoredObject(key=key, size=size, sha256=sha256)
+
+    def _write_retention(self, key: str, r: Retention) -> None:
+        path = self._retention_file(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_sibling(path, "tmp")
+        tmp.write_text(json.dumps({"until": r.until.isoformat() if r.until else None,
+                                   "mode": r.mode, "legal_hold": r.legal_hold}),
+                       encoding="utf-8")
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+
+    def _read_retention(self, key: str) -> Retention:
+        if not self._path(key).is_file():
+            raise ObjectNotFound(key)
+        try:
+            data = json.loads(self._retention_file(key).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return Retention(None, None, False)
+        until = datetime.fromisoformat(data["until"]) if data.get("until") else None
+        return Retention(until, data.get("mode"), bool(data.get("legal_hold")))
+
+    async def retention(self, key: str) -> Retention:
+        return await asyncio.to_thread(self._read_retention, key)
+
+    async def set_legal_hold(self, key: str, on: bool) -> None:
+        def run() -> None:
+            r = self._read_retention(key)
+            self._write_retention(key, Retention(r.until, r.mode, on))
+
+        await asyncio.to_thread(run)
+
+    async def delete(self, key: str) -> None:
+        def run() -> None:
+            r = self._read_retention(key)
+            if r.blocks_deletion(datetime.now(UTC)):
+                raise ObjectLocked(key, r.until.isoformat() if r.until else "", r.legal_hold)
+            self._path(key).unlink()
+            self._sidecar(key).unlink(missing_ok=True)
+            self._retention_file(key).unlink(missing_ok=True)
+
+        await asyncio.to_thread(run)
 
     def _write_sidecar(self, key: str, sha256: str) -> None:
         # Best effort: the object is already stored, and stat() can rehash it.

@@ -5,29 +5,41 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 import certifi
 import urllib3
 from minio import Minio
+from minio.commonconfig import COMPLIANCE
 from minio.error import InvalidResponseError, S3Error, ServerError
+from minio.retention import Retention as S3Retention
 from urllib3 import BaseHTTPResponse
 
 from storage.base import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_CONTENT_TYPE,
     ObjectStore,
+    Retention,
     StoredObject,
     check_range,
 )
-from storage.errors import ObjectExists, ObjectNotFound, StorageError, StorageUnavailable
+from storage.errors import (
+    ObjectExists,
+    ObjectLocked,
+    ObjectNotFound,
+    StorageError,
+    StorageUnavailable,
+)
 from storage.integrity import is_sha256_hex
 from storage.keys import validate_key, validate_prefix
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SHA256_METADATA = "sha256"  # sent and read back as the x-amz-meta-sha256 header
 _HASH_CHUNK = 1 << 20
@@ -75,6 +87,8 @@ class S3Store(ObjectStore):
         region: str | None = None,
         *,
         http_client: urllib3.PoolManager | None = None,
+        object_lock: bool = False,
+        retention_days: int = 0,
     ) -> None:
         """``endpoint`` is ``host:port`` without scheme; ``secure`` selects HTTPS.
 
@@ -95,6 +109,9 @@ class S3Store(ObjectStore):
         self._region = region
         self._bucket_ready = False
         self._bucket_lock = asyncio.Lock()
+        self._object_lock = object_lock
+        self._retention_days = retention_days
+        self._locked = False  # the bucket has Object Lock (known once ensure_bucket ran)
 
     @property
     def name(self) -> str:
@@ -145,14 +162,32 @@ class S3Store(ObjectStore):
             self._bucket_ready = True
 
     def _ensure_bucket_sync(self) -> None:
-        if self._client.bucket_exists(self._bucket):
-            return
-        try:
-            self._client.make_bucket(self._bucket, location=self._region)
-        except S3Error as exc:
-            # Another process created it between our check and our request.
-            if exc.code != "BucketAlreadyOwnedByYou":
-                raise
+        if not self._client.bucket_exists(self._bucket):
+            try:
+                # Object Lock can only be switched on when the bucket is created (it
+                # turns versioning on too).
+                self._client.make_bucket(self._bucket, location=self._region,
+                                         object_lock=self._object_lock)
+            except S3Error as exc:
+                # Another process created it between our check and our request.
+                if exc.code != "BucketAlreadyOwnedByYou":
+                    raise
+        self._locked = False
+        if self._object_lock:
+            try:
+                self._client.get_object_lock_config(self._bucket)
+                self._locked = True
+            except S3Error as exc:
+                if "ObjectLockConfiguration" not in str(exc.code):
+                    raise
+                log.warning("bucket %s has no Object Lock (it was created without it): "
+                            "objects get no retention; create a new bucket with Object "
+                            "Lock to have the store enforce it", self._bucket)
+
+    @property
+    def locked(self) -> bool:
+        """True once the bucket is known to have Object Lock."""
+        return self._locked
 
     # -- writing ---------------------------------------------------------
 
@@ -193,7 +228,7 @@ class S3Store(ObjectStore):
     ) -> StoredObject:
         # length=size uploads exactly the bytes that were hashed, even if the
         # source file grows meanwhile.
-        self._client.put_object(
+        result = self._client.put_object(
             self._bucket,
             key,
             data,
@@ -201,7 +236,64 @@ class S3Store(ObjectStore):
             content_type=content_type,
             metadata={SHA256_METADATA: sha256},
         )
+        if self._locked and self._retention_days:
+            # Set on the version just written rather than sent with the upload: S3 wants
+            # a Content-MD5 on every upload request that carries a retention, which the
+            # SDK does not send for plain or multipart uploads over signed HTTP.
+            until = datetime.now(UTC) + timedelta(days=self._retention_days)
+            self._client.set_object_retention(
+                self._bucket, key, S3Retention(COMPLIANCE, until.replace(microsecond=0)),
+                version_id=result.version_id)
         return StoredObject(key=key, size=size, sha256=sha256)
+
+    # -- protection ------------------------------------------------------
+
+    async def retention(self, key: str) -> Retention:
+        validate_key(key)
+        await self.ensure_bucket()
+
+        def run() -> Retention:
+            # From the object's own headers (S3's HEAD reports its lock), one request.
+            info = self._client.stat_object(self._bucket, key)
+            headers = {k.lower(): v for k, v in (info.metadata or {}).items()}
+            mode = headers.get("x-amz-object-lock-mode") or None
+            raw = headers.get("x-amz-object-lock-retain-until-date")
+            until = datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
+            if until is not None and until.tzinfo is None:
+                until = until.replace(tzinfo=UTC)
+            hold = str(headers.get("x-amz-object-lock-legal-hold", "")).upper() == "ON"
+            return Retention(until, mode, hold)
+
+        return await self._run(key, run)
+
+    async def set_legal_hold(self, key: str, on: bool) -> None:
+        validate_key(key)
+        await self.ensure_bucket()
+        if not self._locked:
+            raise StorageError(f"bucket {self._bucket} has no Object Lock: no legal hold",
+                               backend="minio", detail="object_lock_off")
+        fn = (self._client.enable_object_legal_hold if on
+              else self._client.disable_object_legal_hold)
+        await self._run(key, fn, self._bucket, key)
+
+    async def delete(self, key: str) -> None:
+        validate_key(key)
+        await self.ensure_bucket()
+
+        def run() -> None:
+            info = self._client.stat_object(self._bucket, key)
+            # The version itself: deleting without a version id would only hide it
+            # behind a delete marker, which Object Lock allows.
+            self._client.remove_object(self._bucket, key, version_id=info.version_id)
+
+        try:
+            await self._run(key, run)
+        except StorageError as exc:
+            if exc.params.get("detail") == "AccessDenied" or "locked" in str(exc).lower():
+                r = await self.retention(key)
+                raise ObjectLocked(key, r.until.isoformat() if r.until else "",
+                                   r.legal_hold) from exc
+            raise
 
     # -- reading ---------------------------------------------------------
 
