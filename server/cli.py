@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "queue until stopped)")
     _add_setting_options(worker)
 
+    verify = sub.add_parser("verify", help="check an archive package offline (a bag "
+                            "directory or zip): every hash, the audit chain, the Merkle root; "
+                            "exit 0 if whole, 1 if not, 2 if it cannot be checked")
+    verify.add_argument("package", type=Path, help="the package (.zip) or bag directory")
+    verify.add_argument("--lang", default="both", choices=["vi", "en", "both"],
+                        help="language of the report (default: Vietnamese and English)")
+
     settings = sub.add_parser("settings", help="list every setting")
     settings.add_argument("--markdown", action="store_true", help="as the README's table")
     return parser
@@ -99,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for info in describe():
                 print(f"{info.env:32} {info.default or '(empty)':24} {info.help}")
         return 0
+    if args.command == "verify":
+        return _verify_package(args.package, args.lang)
     try:
         settings = settings_from(args)
     except SettingsError as exc:
@@ -242,6 +251,39 @@ async def _create_token(settings: Settings, args: argparse.Namespace) -> int:
         await db.close()
     print(token)
     return 0
+
+
+def _verify_package(path: Path, lang: str) -> int:
+    """``hoidong verify``: needs no settings, database or network."""
+    from server.i18n import t
+    from storage.archive import PackageError, verify_package
+
+    langs = ["vi", "en"] if lang == "both" else [lang]
+
+    def say(key: str, params: dict[str, object] | None = None) -> None:
+        for code in langs:
+            print(t(key, code, params))
+
+    try:
+        report = verify_package(path)
+    except PackageError as exc:
+        say("verify.cannot_check", {"path": str(path)})
+        say(exc.code, dict(exc.params))
+        return 2
+    except OSError as exc:
+        say("verify.cannot_check", {"path": str(path)})
+        print(str(exc))
+        return 2
+    say("verify.summary", {"path": str(path), "files": report.files,
+                           "mb": f"{report.bytes / 1e6:.1f}", "chains": report.chains,
+                           "events": report.events, "root": report.merkle_root})
+    if report.ok:
+        say("verify.ok")
+        return 0
+    say("verify.failed", {"count": len(report.problems)})
+    for problem in report.problems:
+        say(problem.code, dict(problem.params))
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -451,3 +451,22 @@ class AuditChain(Base):
     chain: Mapped[str] = mapped_column(String(80), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     head: Mapped[str] = mapped_column(String(64), default="")
+
+
+class ArchivePackage(Base):
+    """A stored archive package (storage.archive): a BagIt zip of a session's evidence,
+    its hash and Merkle root. Write-once: a later package is a new row."""
+
+    __tablename__ = "archive_packages"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("sessions.id"), index=True,
+                                                   default=None)
+    object_key: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    merkle_root: Mapped[str] = mapped_column(String(64))
+    files: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(100), default="system")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

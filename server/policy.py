@@ -30,6 +30,10 @@ POLICY: dict[str, frozenset[StaffRole]] = {
     "audit.read": frozenset({A, S, R}),
     # The attendance report: the chair, the secretary and the archivist (Issue 4).
     "attendance.read": frozenset({A, S, C, R}),
+    # Archive packages (Issue 7): made by the archivist (or an admin), read by them and
+    # the secretary who keeps the dossier.
+    "archive.create": frozenset({A, R}),
+    "archive.read": frozenset({A, S, R}),
 }
 
 

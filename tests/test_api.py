@@ -398,6 +398,9 @@ async def test_access_policy_matches_the_table(running: Running) -> None:
         "transcript.read": ("GET", f"/api/sessions/{sid}/transcript", None, 200),
         "audit.read": ("GET", f"/api/sessions/{sid}/audit", None, 200),
         "attendance.read": ("GET", f"/api/sessions/{sid}/attendance", None, 200),
+        # Allowed: refused for what the session is (not ended), not for who asks.
+        "archive.create": ("POST", f"/api/sessions/{sid}/packages", None, 409),
+        "archive.read": ("GET", f"/api/sessions/{sid}/packages", None, 200),
     }
     assert set(actions) == set(POLICY), "every policy action needs a row here"
     seen: dict[tuple[str, str], bool] = {}
@@ -581,6 +584,10 @@ async def test_unknown_and_absurd_ids_are_404(running_db: Running) -> None:
         ("GET", "/api/sessions/{id}/transcript.json", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/audit", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/audit/verify", None, "session.not_found"),
+        ("POST", "/api/sessions/{id}/packages", None, "session.not_found"),
+        ("GET", "/api/sessions/{id}/packages", None, "session.not_found"),
+        ("GET", "/api/packages/{id}/download", None, "package.not_found"),
+        ("POST", "/api/packages/{id}/verify", None, "package.not_found"),
         ("GET", "/api/sessions/{id}/attendance", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/segments", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/composite", None, "session.not_found"),

@@ -1,0 +1,142 @@
+"""Archive packages over HTTP: make one for an ended session, list them, download one
+(the download is itself evidence: an ``access.downloaded`` event in the access chain),
+and check a stored one the way ``hoidong verify`` does."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from aiohttp import web
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from server import audit
+from server.api.framework import ApiRegistry
+from server.api.staff import get_or_404, session_from_path
+from server.archive import ArchiveError, build_session_package
+from server.errors import ApiError
+from server.i18n import both
+from server.models import ArchivePackage
+from server.policy import require
+from server.state import DB, STORE
+from storage.archive import PackageError, verify_package
+
+api = ApiRegistry()
+
+
+class PackageOut(BaseModel):
+    id: str
+    dossier_id: str
+    session_id: str | None
+    sha256: str
+    size: int
+    merkle_root: str
+    files: int
+    created_by: str
+    created_at: datetime
+    download_url: str
+
+
+class ProblemOut(BaseModel):
+    code: str
+    params: dict[str, str]
+    message: dict[str, str]
+
+
+class PackageCheckOut(BaseModel):
+    package_id: str
+    ok: bool
+    merkle_root: str
+    recorded_root: str
+    root_matches_database: bool
+    files: int
+    bytes: int
+    chains: int
+    events: int
+    problems: list[ProblemOut]
+
+
+def package_out(p: ArchivePackage) -> PackageOut:
+    return PackageOut(id=p.id, dossier_id=p.dossier_id, session_id=p.session_id,
+                      sha256=p.sha256, size=p.size, merkle_root=p.merkle_root, files=p.files,
+                      created_by=p.created_by, created_at=p.created_at,
+                      download_url=f"/api/packages/{p.id}/download")
+
+
+@api.route("POST", "/api/sessions/{session_id}/packages", summary="Make the session's "
+           "archive package (BagIt zip with a Merkle root; the session must have ended)",
+           response=PackageOut, status=201)
+async def create_package(request: web.Request) -> PackageOut:
+    who = require(request, "archive.create")
+    async with request.app[DB].session() as s:
+        m = await session_from_path(s, request)
+    try:
+        package = await build_session_package(request.app[DB], request.app[STORE], m.id,
+                                              actor=who.actor)
+    except ArchiveError as exc:
+        raise ApiError(409, exc.code, dict(exc.params)) from exc
+    return package_out(package)
+
+
+@api.route("GET", "/api/sessions/{session_id}/packages", summary="The session's archive "
+           "packages, newest first", response=list[PackageOut])
+async def list_packages(request: web.Request) -> list[PackageOut]:
+    require(request, "archive.read")
+    async with request.app[DB].session() as s:
+        m = await session_from_path(s, request)
+        rows = (await s.execute(select(ArchivePackage).where(ArchivePackage.session_id == m.id)
+                                .order_by(ArchivePackage.created_at.desc()))).scalars()
+        return [package_out(p) for p in rows]
+
+
+@api.route("GET", "/api/packages/{package_id}/download", summary="The package's zip "
+           "(recorded in the access chain)", response=None,
+           response_content_type="application/zip")
+async def download_package(request: web.Request) -> web.StreamResponse:
+    who = require(request, "archive.read")
+    async with request.app[DB].session() as s:
+        p = await get_or_404(s, ArchivePackage, request.match_info["package_id"],
+                             "package.not_found")
+        audit.record(s, "access.downloaded", actor=who.actor, dossier_id=p.dossier_id,
+                     session_id=p.session_id,
+                     data={"package": p.id, "sha256": p.sha256, "size": p.size})
+        await s.commit()
+    resp = web.StreamResponse(headers={
+        "Content-Type": "application/zip", "Content-Length": str(p.size),
+        "Content-Disposition": f'attachment; filename="hoidong-package-{p.id}.zip"',
+        "ETag": f'"{p.sha256}"'})
+    await resp.prepare(request)
+    async for chunk in request.app[STORE].iter_chunks(p.object_key):
+        await resp.write(chunk)
+    await resp.write_eof()
+    return resp
+
+
+@api.route("POST", "/api/packages/{package_id}/verify", summary="Check a stored package "
+           "as `hoidong verify` does, and its Merkle root against the database's",
+           response=PackageCheckOut)
+async def check_package(request: web.Request) -> PackageCheckOut:
+    who = require(request, "archive.read")
+    async with request.app[DB].session() as s:
+        p = await get_or_404(s, ArchivePackage, request.match_info["package_id"],
+                             "package.not_found")
+        audit.record(s, "access.verified", actor=who.actor, dossier_id=p.dossier_id,
+                     session_id=p.session_id, data={"package": p.id})
+        await s.commit()
+    with tempfile.TemporaryDirectory(prefix="hoidong-check-") as tmp:
+        local = Path(tmp) / "package.zip"
+        await request.app[STORE].download(p.object_key, local)
+        try:
+            report = await asyncio.to_thread(verify_package, local)
+        except PackageError as exc:
+            raise ApiError(422, exc.code, dict(exc.params)) from exc
+    problems = [ProblemOut(code=x.code, params=x.params, message=both(x.code, x.params))
+                for x in report.problems]
+    return PackageCheckOut(
+        package_id=p.id, ok=report.ok and report.merkle_root == p.merkle_root,
+        merkle_root=report.merkle_root, recorded_root=report.recorded_root,
+        root_matches_database=report.merkle_root == p.merkle_root, files=report.files,
+        bytes=report.bytes, chains=report.chains, events=report.events, problems=problems)
