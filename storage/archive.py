@@ -11,8 +11,8 @@ heads in ``data/audit/chains.json``; :func:`verify_package` checks them with
 
 :func:`verify_package` needs nothing but the package (a bag directory or a zip of one):
 every file against the manifests, no file missing or added, the Merkle root, the audit
-chains. A zip is unpacked into a temporary directory first, refusing absolute or ``..``
-names, links, and archives that expand beyond their limits (zip bombs).
+chains. A zip is read in place, never unpacked to disk, and refused if it holds absolute
+or ``..`` names or links, or expands beyond its limits (zip bombs).
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
-import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 from storage.chain import verify_chain
 from storage.merkle import merkle_root
@@ -42,6 +40,7 @@ TAG_MANIFEST = "tagmanifest-sha256.txt"
 MAX_UNPACKED_BYTES = 64 << 30  # what a zip may expand to
 MAX_RATIO = 200  # compressed to uncompressed, per member (media barely compresses)
 MAX_MEMBERS = 200_000
+MAX_TAG_BYTES = 256 << 20  # a manifest or bag-info read into memory
 
 
 class PackageError(Exception):
@@ -82,8 +81,12 @@ class PackageReport:
 def manifest_leaves(bag_dir: Path) -> list[bytes]:
     """The Merkle tree's leaves: the payload manifest's lines, normalised to
     ``"<sha256>  <path>\\n"`` and sorted by path."""
+    return _leaves((bag_dir / MANIFEST).read_text(encoding="utf-8"))
+
+
+def _leaves(manifest: str) -> list[bytes]:
     entries = []
-    for line in (bag_dir / MANIFEST).read_text(encoding="utf-8").splitlines():
+    for line in manifest.splitlines():
         if not line.strip():
             continue
         digest, path = line.split(None, 1)
@@ -115,81 +118,178 @@ def zip_package(folder: Path, out: Path) -> None:
 def verify_package(path: Path) -> PackageReport:
     """Check the package at ``path`` (bag directory or zip). Problems are listed in the
     report, first found first; raises :class:`PackageError` only when there is nothing
-    that can be checked. Blocking (hashes every file)."""
-    with _unpacked(path) as bag_dir:
-        return _verify_bag(bag_dir)
+    that can be checked. A zip is read in place — never unpacked to disk — after its
+    names and sizes pass the safety checks. Blocking (hashes every file)."""
+    if path.is_dir():
+        return _verify(_DirSource(path))
+    if not path.is_file():
+        raise PackageError("package.no_such_file", f"{path} does not exist", path=str(path))
+    if not zipfile.is_zipfile(path):
+        raise PackageError("package.not_a_bag", f"{path} is neither a bag nor a zip")
+    with zipfile.ZipFile(path) as z:
+        return _verify(_ZipSource(z))
 
 
-def _verify_bag(bag_dir: Path) -> PackageReport:
-    import bagit
+class _DirSource:
+    """A bag directory."""
 
-    if not (bag_dir / "bagit.txt").is_file():
-        raise PackageError("package.not_a_bag", f"{bag_dir} is not a BagIt bag")
-    if not (bag_dir / MANIFEST).is_file():
-        raise PackageError("package.no_manifest", f"{bag_dir} has no {MANIFEST}")
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def files(self) -> dict[str, int]:
+        return {p.relative_to(self.root).as_posix(): p.stat().st_size
+                for p in self.root.rglob("*") if p.is_file()}
+
+    def open(self, rel: str) -> IO[bytes]:
+        return (self.root / rel).open("rb")
+
+
+class _ZipSource:
+    """A zip holding one bag, at its root or in one top-level folder."""
+
+    def __init__(self, z: zipfile.ZipFile) -> None:
+        self.z = z
+        members = z.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise PackageError("package.too_large", f"{len(members)} entries",
+                               limit=str(MAX_MEMBERS))
+        total = 0
+        for m in members:
+            _check_member(m)
+            total += m.file_size
+            if total > MAX_UNPACKED_BYTES:
+                raise PackageError("package.too_large", "the zip expands too far",
+                                   limit=str(MAX_UNPACKED_BYTES))
+        names = [m.filename for m in members if not m.is_dir()]
+        tops = {n.split("/", 1)[0] for n in names if "/" in n}
+        self.prefix = ""
+        if "bagit.txt" not in names and len(tops) == 1:
+            self.prefix = tops.pop() + "/"
+        self.members = {m.filename[len(self.prefix):]: m for m in members
+                        if not m.is_dir() and m.filename.startswith(self.prefix)}
+
+    def files(self) -> dict[str, int]:
+        return {rel: m.file_size for rel, m in self.members.items()}
+
+    def open(self, rel: str) -> IO[bytes]:
+        return self.z.open(self.members[rel])
+
+
+def _check_member(m: zipfile.ZipInfo) -> None:
+    name = PurePosixPath(m.filename)
+    if (m.filename.startswith(("/", "\\")) or ".." in name.parts or "\\" in m.filename
+            or (len(name.parts) and ":" in name.parts[0])):
+        raise PackageError("package.unsafe_path", f"unsafe name {m.filename!r}",
+                           name=m.filename)
+    if stat.S_ISLNK(m.external_attr >> 16):
+        raise PackageError("package.unsafe_path", f"link {m.filename!r}", name=m.filename)
+    if (m.compress_size and m.file_size > (1 << 20)
+            and m.file_size / m.compress_size > MAX_RATIO):
+        raise PackageError("package.too_large", f"{m.filename!r} expands too far",
+                           limit=f"{MAX_RATIO}:1")
+
+
+def _text(src: _DirSource | _ZipSource, rel: str) -> str:
+    with src.open(rel) as f:
+        data: bytes = f.read(MAX_TAG_BYTES)
+    return data.decode("utf-8")
+
+
+def _bag_info(text: str) -> dict[str, str]:
+    """``bag-info.txt``: ``Label: value`` lines, continued on lines that start with
+    whitespace (RFC 8493 §2.2.2)."""
+    info: dict[str, str] = {}
+    label = ""
+    for line in text.splitlines():
+        if line[:1] in (" ", "\t") and label:
+            info[label] += " " + line.strip()
+        elif ":" in line:
+            label, _, value = line.partition(":")
+            label = label.strip()
+            info[label] = value.strip()
+    return info
+
+
+def _verify(src: _DirSource | _ZipSource) -> PackageReport:
+    files = src.files()
+    if "bagit.txt" not in files:
+        raise PackageError("package.not_a_bag", "no bagit.txt")
+    if MANIFEST not in files:
+        raise PackageError("package.no_manifest", f"no {MANIFEST}")
     report = PackageReport()
-    try:
-        bag = bagit.Bag(str(bag_dir))
-    except bagit.BagError as exc:
-        raise PackageError("package.not_a_bag", str(exc)) from exc
-    report.info = {str(k): str(v) for k, v in bag.info.items()}
-    payload = [p for p in (bag_dir / "data").rglob("*") if p.is_file()]
+    if "bag-info.txt" in files:
+        report.info = _bag_info(_text(src, "bag-info.txt"))
+    payload = sorted(rel for rel in files if rel.startswith("data/"))
     report.files = len(payload)
-    report.bytes = sum(p.stat().st_size for p in payload)
-    listed = _check_manifest(bag_dir, MANIFEST, report)
-    for p in sorted(payload):
-        rel = p.relative_to(bag_dir).as_posix()
+    report.bytes = sum(files[rel] for rel in payload)
+    manifest = _text(src, MANIFEST)
+    listed = _check_manifest(src, files, manifest, report)
+    for rel in payload:
         if rel not in listed:
             report.problems.append(Problem("package.file_unexpected", {"path": rel}))
     # The tag files (bag-info.txt with the Merkle root, the payload manifest) are
     # covered by the tag manifest.
-    if (bag_dir / TAG_MANIFEST).is_file():
-        _check_manifest(bag_dir, TAG_MANIFEST, report)
+    if TAG_MANIFEST in files:
+        _check_manifest(src, files, _text(src, TAG_MANIFEST), report)
     else:
         report.problems.append(Problem("package.file_missing", {"path": TAG_MANIFEST}))
-    report.recorded_root = str(bag.info.get(MERKLE_FIELD, ""))
-    report.merkle_root = merkle_root(manifest_leaves(bag_dir))
+    report.recorded_root = report.info.get(MERKLE_FIELD, "")
+    report.merkle_root = merkle_root(_leaves(manifest))
     if report.recorded_root != report.merkle_root:
         report.problems.append(Problem("package.merkle_mismatch", {
             "recorded": report.recorded_root or "-", "computed": report.merkle_root}))
-    _check_audit(bag_dir, report)
+    _check_audit(src, files, report)
     return report
 
 
-def _check_manifest(bag_dir: Path, name: str, report: PackageReport) -> set[str]:
-    """Hash every file ``name`` lists against it; returns the listed paths."""
+def _check_manifest(src: _DirSource | _ZipSource, files: dict[str, int], manifest: str,
+                    report: PackageReport) -> set[str]:
+    """Hash every file ``manifest`` lists against it; returns the listed paths."""
     listed: set[str] = set()
-    for line in (bag_dir / name).read_text(encoding="utf-8").splitlines():
+    for line in manifest.splitlines():
         if not line.strip():
             continue
         digest, rel = line.split(None, 1)
         rel = rel.strip()
         listed.add(rel)
-        target = bag_dir / rel
         if ".." in PurePosixPath(rel).parts or rel.startswith("/"):
             report.problems.append(Problem("package.unsafe_path", {"name": rel}))
-        elif not target.is_file():
+        elif rel not in files:
             report.problems.append(Problem("package.file_missing", {"path": rel}))
         else:
-            with target.open("rb") as f:
-                found = hashlib.file_digest(f, "sha256").hexdigest()
+            try:
+                with src.open(rel) as f:
+                    found = _sha256(f)
+            except (zipfile.BadZipFile, OSError) as exc:  # a CRC or size the zip lies about
+                report.problems.append(Problem("package.invalid", {"detail": str(exc)}))
+                continue
             if found != digest.lower():
                 report.problems.append(Problem("package.hash_mismatch", {"path": rel}))
     return listed
 
 
-def _check_audit(bag_dir: Path, report: PackageReport) -> None:
-    events_file, chains_file = bag_dir / AUDIT_EVENTS, bag_dir / AUDIT_CHAINS
-    if not events_file.is_file() or not chains_file.is_file():
+def _sha256(f: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    while n := f.readinto(view):  # type: ignore[attr-defined]
+        digest.update(view[:n])
+    return digest.hexdigest()
+
+
+def _check_audit(src: _DirSource | _ZipSource, files: dict[str, int],
+                 report: PackageReport) -> None:
+    if AUDIT_EVENTS not in files or AUDIT_CHAINS not in files:
         report.problems.append(Problem("package.audit_missing", {"path": AUDIT_EVENTS}))
         return
     try:
-        heads: dict[str, Any] = json.loads(chains_file.read_text(encoding="utf-8"))
+        heads: dict[str, Any] = json.loads(_text(src, AUDIT_CHAINS))
         by_chain: dict[str, list[dict[str, Any]]] = {}
-        for line in events_file.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                ev = json.loads(line)
-                by_chain.setdefault(str(ev["chain"]), []).append(ev)
+        with src.open(AUDIT_EVENTS) as f:
+            for raw in f:
+                if raw.strip():
+                    ev = json.loads(raw)
+                    by_chain.setdefault(str(ev["chain"]), []).append(ev)
     except (ValueError, KeyError, TypeError) as exc:
         report.problems.append(Problem("package.audit_unreadable", {"detail": str(exc)}))
         return
@@ -207,61 +307,3 @@ def _check_audit(bag_dir: Path, report: PackageReport) -> None:
         if check.broken is not None:
             b = check.broken
             report.problems.append(Problem(b.code, {"chain": chain, "seq": str(b.seq)}))
-
-
-@contextmanager
-def _unpacked(path: Path) -> Iterator[Path]:
-    if path.is_dir():
-        yield path
-        return
-    if not path.is_file():
-        raise PackageError("package.no_such_file", f"{path} does not exist", path=str(path))
-    if not zipfile.is_zipfile(path):
-        raise PackageError("package.not_a_bag", f"{path} is neither a bag nor a zip")
-    with tempfile.TemporaryDirectory(prefix="hoidong-verify-") as tmp:
-        root = Path(tmp)
-        _safe_extract(path, root)
-        entries = [p for p in root.iterdir()]
-        bag_dir = entries[0] if len(entries) == 1 and entries[0].is_dir() else root
-        yield bag_dir
-
-
-def _safe_extract(path: Path, dest: Path) -> None:
-    with zipfile.ZipFile(path) as z:
-        members = z.infolist()
-        if len(members) > MAX_MEMBERS:
-            raise PackageError("package.too_large", f"{len(members)} entries",
-                               limit=str(MAX_MEMBERS))
-        total = 0
-        for m in members:
-            name = PurePosixPath(m.filename)
-            mode = m.external_attr >> 16
-            if (m.filename.startswith(("/", "\\")) or ".." in name.parts or "\\" in m.filename
-                    or (len(name.parts) and ":" in name.parts[0])):
-                raise PackageError("package.unsafe_path", f"unsafe name {m.filename!r}",
-                                   name=m.filename)
-            if stat.S_ISLNK(mode):
-                raise PackageError("package.unsafe_path", f"link {m.filename!r}",
-                                   name=m.filename)
-            total += m.file_size
-            if total > MAX_UNPACKED_BYTES or (
-                    m.compress_size and m.file_size / m.compress_size > MAX_RATIO
-                    and m.file_size > (1 << 20)):
-                raise PackageError("package.too_large", f"{m.filename!r} expands too far",
-                                   limit=str(MAX_UNPACKED_BYTES))
-        for m in members:
-            target = dest / m.filename
-            if m.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            written = 0
-            with z.open(m) as src, target.open("wb") as out:
-                # The header's size is the zip's claim: count what actually comes out.
-                while chunk := src.read(1 << 20):
-                    written += len(chunk)
-                    if written > m.file_size:
-                        raise PackageError("package.too_large",
-                                           f"{m.filename!r} is larger than it says",
-                                           limit=str(m.file_size))
-                    out.write(chunk)
