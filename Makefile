@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
-.PHONY: run test lint typecheck pytest clean help settings-table bench-media bench-camera bench-recording bench-transcription bench-incremental
+.PHONY: run test lint typecheck pytest clean help settings-table bench-media bench-camera bench-recording bench-transcription bench-incremental bench-archive
 
 help:
 	@echo "make run   - install into .venv, migrate, serve on http://127.0.0.1:8080 (data in ./data)"
@@ -45,6 +45,9 @@ bench-media: $(RUNTIME_STAMP)
 
 bench-transcription: $(DEV_STAMP)
 	$(BIN)/python -m bench.transcription
+
+bench-archive: $(RUNTIME_STAMP)
+	$(BIN)/python -m bench.archive
 
 bench-incremental: $(DEV_STAMP)
 	$(BIN)/python -m bench.incremental
