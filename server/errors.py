@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 
 from server.i18n import both
+from storage.errors import ObjectNotFound, StorageError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.params)
+    except StorageError as exc:
+        # The store said no (locked, absent) or is down: the caller learns which.
+        log.warning("storage error on %s %s: %s", request.method, request.path, exc)
+        status = 503 if isinstance(exc, StorageUnavailable) else (
+            404 if isinstance(exc, ObjectNotFound) else 409)
+        return error_response(status, exc.code, exc.params)
     except web.HTTPException as exc:
         if exc.status < 400 or not _wants_json(request):
             raise

@@ -209,6 +209,8 @@ class Dossier(Base):
     phase: Mapped[str] = mapped_column(String(20))  # evaluation | appraisal
     # Words Whisper should expect (names, programmes); None: the default accreditation terms.
     vocabulary: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    # An admin's legal hold on every stored object of the dossier (storage legal hold).
+    legal_hold: Mapped[bool] = mapped_column(default=False)
     created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

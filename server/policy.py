@@ -34,6 +34,8 @@ POLICY: dict[str, frozenset[StaffRole]] = {
     # the secretary who keeps the dossier.
     "archive.create": frozenset({A, R}),
     "archive.read": frozenset({A, S, R}),
+    # A legal hold stops the retention clock for a dossier's evidence: admins only.
+    "dossier.legal_hold": frozenset({A}),
 }
 
 

@@ -401,6 +401,8 @@ async def test_access_policy_matches_the_table(running: Running) -> None:
         # Allowed: refused for what the session is (not ended), not for who asks.
         "archive.create": ("POST", f"/api/sessions/{sid}/packages", None, 409),
         "archive.read": ("GET", f"/api/sessions/{sid}/packages", None, 200),
+        "dossier.legal_hold": ("PUT", f"/api/dossiers/{did}/legal-hold",
+                               {"hold": False, "reason": "kiểm tra"}, 200),
     }
     assert set(actions) == set(POLICY), "every policy action needs a row here"
     seen: dict[tuple[str, str], bool] = {}
@@ -597,6 +599,8 @@ async def test_unknown_and_absurd_ids_are_404(running_db: Running) -> None:
         ("GET", "/api/sessions/{id}/transcript.pdf", None, "session.not_found"),
         ("POST", "/api/sessions/{id}/transcript/rerun", None, "session.not_found"),
         ("PUT", "/api/dossiers/{id}/vocabulary", {"terms": None}, "dossier.not_found"),
+        ("PUT", "/api/dossiers/{id}/legal-hold", {"hold": True, "reason": "r"},
+         "dossier.not_found"),
         ("GET", "/api/sessions/{id}/composite.webm", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/attendance.csv", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/attendance.pdf", None, "session.not_found"),

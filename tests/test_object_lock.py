@@ -14,6 +14,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from storage import LocalStore, ObjectLocked, ObjectNotFound, ObjectStore, S3Store
+from tests.conftest import Running
 from tests.s3server import S3_TEST_CREDENTIALS, moto_s3_server
 
 KEY = "dossiers/d1/sessions/s1/recordings/p1/audio.webm"
@@ -125,3 +126,37 @@ async def test_legal_hold_on_s3(s3_endpoint: str) -> None:
         assert not (await store.retention(KEY)).legal_hold
     finally:
         await store.close()
+
+
+async def test_an_admin_puts_a_dossier_under_legal_hold(running: Running) -> None:
+    from server.state import STORE
+    from tests.conftest import make_staff
+
+    r = running
+    d = await r.api("POST", "/api/dossiers", {"title": "Hồ sơ", "phase": "appraisal"}, 201)
+    s = await r.api("POST", f"/api/dossiers/{d['id']}/sessions",
+                    {"kind": "council_meeting", "title": "Họp"}, 201)
+    await r.api("POST", f"/api/sessions/{s['id']}/start")
+    await r.api("POST", f"/api/sessions/{s['id']}/end")  # stores the attendance report
+    store = r.app[STORE]
+    keys = await store.list_keys(f"dossiers/{d['id']}/")
+    assert keys
+    secretary = await make_staff(r, "thuky", "secretary")
+    resp = await r.client.put(f"/api/dossiers/{d['id']}/legal-hold",
+                              json={"hold": True, "reason": "Khiếu nại"},
+                              headers={"Authorization": f"Bearer {secretary}"})
+    assert resp.status == 403  # admins only
+    held = await r.api("PUT", f"/api/dossiers/{d['id']}/legal-hold",
+                       {"hold": True, "reason": "Khiếu nại của cơ sở giáo dục"})
+    assert held["legal_hold"] is True
+    assert all([(await store.retention(k)).legal_hold for k in keys])
+    with pytest.raises(ObjectLocked):
+        await store.delete(keys[0])
+    released = await r.api("PUT", f"/api/dossiers/{d['id']}/legal-hold",
+                           {"hold": False, "reason": "Đã giải quyết"})
+    assert released["legal_hold"] is False
+    assert not any([(await store.retention(k)).legal_hold for k in keys])
+    bad = await r.api("PUT", f"/api/dossiers/{d['id']}/legal-hold", {"hold": True}, 400)
+    assert bad["error"]["code"]
+    events = await r.api("GET", f"/api/sessions/{s['id']}/audit")  # the session's only
+    assert not any(e["kind"].startswith("dossier.legal_hold") for e in events)

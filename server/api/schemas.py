@@ -52,7 +52,16 @@ class DossierOut(BaseModel):
     institution: str
     phase: str
     vocabulary: list[str] | None = None
+    legal_hold: bool = False
     created_at: datetime
+
+
+class LegalHoldIn(Strict):
+    """Put every stored object of the dossier under a legal hold, or release it."""
+
+    hold: bool
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                             max_length=1000)]
 
 
 Term = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]

@@ -14,6 +14,7 @@ from server.api.framework import ApiRegistry
 from server.api.schemas import (
     DossierIn,
     DossierOut,
+    LegalHoldIn,
     LoginIn,
     LoginOut,
     ParticipantIn,
@@ -36,7 +37,7 @@ from server.models import (
 )
 from server.policy import require
 from server.session_policy import resolve, session_policy
-from server.state import DB, SECRET, SETTINGS
+from server.state import DB, SECRET, SETTINGS, STORE
 
 api = ApiRegistry()
 T = TypeVar("T", bound=Base)
@@ -137,6 +138,33 @@ async def set_vocabulary(request: web.Request, body: VocabularyIn) -> DossierOut
                      data={"terms": body.terms})
         await s.commit()
         return DossierOut.model_validate(d)
+
+
+@api.route("PUT", "/api/dossiers/{dossier_id}/legal-hold", summary="Put every stored "
+           "object of the dossier under a legal hold (nothing can be deleted, whatever its "
+           "retention date) or release it; admins only, audited with the reason",
+           body=LegalHoldIn, response=DossierOut)
+async def set_legal_hold(request: web.Request, body: LegalHoldIn) -> DossierOut:
+    ident = require(request, "dossier.legal_hold")
+    async with request.app[DB].session() as s:
+        d = await get_or_404(s, Dossier, request.match_info["dossier_id"], "dossier.not_found")
+    store = request.app[STORE]
+    keys = await store.list_keys(f"dossiers/{d.id}/")
+    for key in keys:
+        await store.set_legal_hold(key, body.hold)
+    async with request.app[DB].session() as s:
+        row = await s.get(Dossier, d.id)
+        assert row is not None
+        row.legal_hold = body.hold
+        data = {"reason": body.reason, "objects": len(keys)}
+        if body.hold:
+            audit.record(s, "dossier.legal_hold_set", actor=ident.actor, dossier_id=d.id,
+                         data=data)
+        else:
+            audit.record(s, "dossier.legal_hold_released", actor=ident.actor,
+                         dossier_id=d.id, data=data)
+        await s.commit()
+        return DossierOut.model_validate(row)
 
 
 # -- sessions -------------------------------------------------------------------------

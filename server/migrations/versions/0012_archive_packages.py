@@ -1,4 +1,4 @@
-"""Archive packages: stored BagIt zips with their hash and Merkle root
+"""Archive packages: stored BagIt zips with their hash and Merkle root; legal holds
 
 Revision ID: 0012
 Revises: 0011
@@ -16,6 +16,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.add_column('dossiers', sa.Column('legal_hold', sa.Boolean(), nullable=False,
+                                        server_default=sa.false()))
     op.create_table(
         'archive_packages',
         sa.Column('id', sa.String(length=32), nullable=False),
@@ -39,3 +41,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('archive_packages')
+    with op.batch_alter_table('dossiers', schema=None) as batch_op:
+        batch_op.drop_column('legal_hold')
