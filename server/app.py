@@ -65,6 +65,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/", pages.index)
     app.router.add_get("/staff", pages.staff_page)
     app.router.add_get("/staff/sessions/{session_id}", pages.session_page)
+    app.router.add_get("/staff/sessions/{session_id}/player", pages.player_page)
+    app.router.add_get("/staff/archive", pages.archive_page)
     app.router.add_get("/join/{session_id}/{token}", pages.join_page)
     app.router.add_get("/ws/join", signalling.join_socket)
     app.router.add_static("/static/", WEB_DIR / "static")

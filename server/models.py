@@ -401,6 +401,7 @@ class TranscriptSegment(Base):
     start_s: Mapped[float] = mapped_column(Float)
     end_s: Mapped[float] = mapped_column(Float)
     text: Mapped[str] = mapped_column(Text)
+    folded: Mapped[str] = mapped_column(Text, default="")  # server.search.fold(text)
 
 
 class SessionReport(Base):

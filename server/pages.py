@@ -79,6 +79,14 @@ async def session_page(request: web.Request) -> web.Response:
     return render(request, "session.html", session_id=request.match_info["session_id"])
 
 
+async def archive_page(request: web.Request) -> web.Response:
+    return render(request, "archive.html")
+
+
+async def player_page(request: web.Request) -> web.Response:
+    return render(request, "player.html", session_id=request.match_info["session_id"])
+
+
 async def join_page(request: web.Request) -> web.Response:
     session_id = request.match_info["session_id"]
     token = request.match_info["token"]

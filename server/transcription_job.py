@@ -42,6 +42,7 @@ from server.models import (
     public_name,
     utcnow,
 )
+from server.search import fold
 from server.settings import Settings
 from server.transcript_docs import render_transcript_docx, render_transcript_pdf
 from storage import ObjectStore, StorageError
@@ -343,6 +344,7 @@ class TranscriptionJobs:
                 s.add(TranscriptSegment(
                     transcript_id=t.id, seq=seq, participant_id=seg.speaker_id,
                     start_s=round(seg.start, 3), end_s=round(seg.end, 3), text=seg.text,
+                    folded=fold(seg.text),
                 ))
             t.status, t.model, t.language = "done", model_name, language
             t.json_key, t.json_sha256 = json_key, json_obj.sha256

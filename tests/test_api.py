@@ -588,6 +588,7 @@ async def test_unknown_and_absurd_ids_are_404(running_db: Running) -> None:
         ("GET", "/api/sessions/{id}/audit/verify", None, "session.not_found"),
         ("POST", "/api/sessions/{id}/packages", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/packages", None, "session.not_found"),
+        ("POST", "/api/sessions/{id}/access", {"what": "player"}, "session.not_found"),
         ("GET", "/api/packages/{id}/download", None, "package.not_found"),
         ("POST", "/api/packages/{id}/verify", None, "package.not_found"),
         ("GET", "/api/sessions/{id}/attendance", None, "session.not_found"),

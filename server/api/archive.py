@@ -8,19 +8,22 @@ import asyncio
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 from sqlalchemy import select
 
 from server import audit
 from server.api.framework import ApiRegistry
+from server.api.schemas import Strict
 from server.api.staff import get_or_404, session_from_path
 from server.archive import ArchiveError, build_session_package
 from server.errors import ApiError
 from server.i18n import both
-from server.models import ArchivePackage
+from server.models import ArchivePackage, SessionKind
 from server.policy import require
+from server.search import search_lines
 from server.state import DB, STORE
 from storage.archive import PackageError, verify_package
 
@@ -140,3 +143,76 @@ async def check_package(request: web.Request) -> PackageCheckOut:
         merkle_root=report.merkle_root, recorded_root=report.recorded_root,
         root_matches_database=report.merkle_root == p.merkle_root, files=report.files,
         bytes=report.bytes, chains=report.chains, events=report.events, problems=problems)
+
+
+# -- the archivist's search and views -------------------------------------------------
+
+class SearchHitOut(BaseModel):
+    session_id: str
+    session_title: str
+    session_kind: str
+    started_at: datetime | None
+    dossier_id: str
+    dossier_title: str
+    institution: str
+    participant_id: str
+    speaker: str
+    start: float
+    end: float
+    text: str
+    player_url: str
+
+
+def _query_date(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, "search.bad_date", {"param": name, "value": raw[:40]}) from None
+
+
+@api.route("GET", "/api/search", summary="Transcript lines containing every word of `q`, "
+           "diacritics-insensitive (\"kiem dinh\" finds \"kiểm định\"); filters: "
+           "`dossier_id`, `institution`, `kind`, `since`/`until` (session start, ISO date), "
+           "`participant` (speaker name)", response=list[SearchHitOut])
+async def search(request: web.Request) -> list[SearchHitOut]:
+    require(request, "archive.read")
+    q = request.query.get("q", "").strip()
+    if not 2 <= len(q) <= 200:
+        raise ApiError(400, "search.bad_query", {"min": 2, "max": 200})
+    kind = request.query.get("kind") or None
+    if kind is not None and kind not in {k.value for k in SessionKind}:
+        raise ApiError(400, "search.bad_kind", {"value": kind[:40]})
+    hits = await search_lines(
+        request.app[DB], q, dossier_id=request.query.get("dossier_id") or None,
+        institution=request.query.get("institution") or None, kind=kind,
+        since=_query_date(request, "since"), until=_query_date(request, "until"),
+        participant=request.query.get("participant") or None)
+    return [SearchHitOut(**{f: getattr(h, f) for f in h.__dataclass_fields__},
+                         player_url=f"/staff/sessions/{h.session_id}/player?t={h.start:.1f}")
+            for h in hits]
+
+
+class AccessIn(Strict):
+    what: Literal["player", "session"]
+    note: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
+class AccessOut(BaseModel):
+    recorded: bool
+    seq: int
+
+
+@api.route("POST", "/api/sessions/{session_id}/access", summary="Record that the caller "
+           "opened the session's evidence (the player, the session page) in the access "
+           "chain", body=AccessIn, response=AccessOut, status=201)
+async def record_access(request: web.Request, body: AccessIn) -> AccessOut:
+    who = require(request, "transcript.read")
+    async with request.app[DB].session() as s:
+        m = await session_from_path(s, request)
+        event = audit.record(s, "access.viewed", actor=who.actor, dossier_id=m.dossier_id,
+                             session_id=m.id, data={"what": body.what, "note": body.note})
+        await s.commit()
+        return AccessOut(recorded=True, seq=event.seq)
