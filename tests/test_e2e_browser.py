@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import subprocess
 import time
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -303,3 +304,22 @@ async def test_session_end_to_end(
     ), kinds
     stored_events = [e for e in events if e["kind"] == "recording.stored"]
     assert {e["data"]["sha256"] for e in stored_events} == {rec["sha256"] for rec in recordings}
+
+    # The archive: the spoken words are found, and the session packs into a package
+    # that checks out offline with both recordings, the composite and the transcript.
+    hits = await r.api("GET", "/api/search?q=report")
+    assert any(h["session_id"] == sid for h in hits), hits
+    package = await r.api("POST", f"/api/sessions/{sid}/packages", None, 201)
+    resp = await r.client.get(package["download_url"], headers=r.auth())
+    zipped = tmp_path / "package.zip"
+    zipped.write_bytes(await resp.read())
+    from storage.archive import verify_package
+
+    report = await asyncio.to_thread(verify_package, zipped)
+    assert report.ok, report.problems
+    assert report.merkle_root == package["merkle_root"]
+    with zipfile.ZipFile(zipped) as z:
+        names = z.namelist()
+    assert sum("/data/recordings/" in n for n in names) == 2, names
+    assert any("/data/transcripts/transcript.json" in n for n in names), names
+    assert any("/data/reports/attendance" in n for n in names), names
