@@ -119,6 +119,14 @@ async def test_archivist_finds_a_line_and_the_player_seeks_there(
                 at = await page.evaluate("document.querySelector('#player-video').currentTime")
                 assert abs(at - 5.0) < 0.5, at
                 await page.screenshot(path=str(tmp_path / "player.png"), full_page=True)
+                # The session page: its hash chain checked, a package made and checked.
+                await page.goto(r.base_url + f"/staff/sessions/{sid}")
+                await page.wait_for_selector("#audit-chain[data-ok='true']", timeout=10000)
+                await page.click("#package-make")
+                await page.wait_for_selector("#packages tr", timeout=30000)
+                await page.click("#packages button[data-verify]")
+                await page.wait_for_selector("#package-check[data-ok='true']", timeout=30000)
+                assert "HỢP LỆ" in await page.inner_text("#package-check")
             finally:
                 await browser.close()
         events = await r.api("GET", f"/api/sessions/{sid}/audit")

@@ -139,10 +139,49 @@ async function loadComposite() {
   return c.status;
 }
 
+/** The session's archive packages: make one, download one, check one. */
+async function loadPackages() {
+  const list = await api("GET", `/api/sessions/${sessionId}/packages`).catch(() => []);
+  $("#packages").replaceChildren(...list.map((p) => el("tr", { dataset: { packageId: p.id } },
+    el("td", {}, formatTime(p.created_at)), el("td", {}, el("code", {}, p.merkle_root)),
+    el("td", {}, `${(p.size / 1e6).toFixed(1)} MB`),
+    el("td", {}, el("a", { href: p.download_url }, t("package.download")), " ",
+      el("button", { type: "button", class: "small", dataset: { verify: p.id }, onclick: () => verifyPackage(p.id) },
+        t("package.verify"))))));
+}
+
+async function verifyPackage(id) {
+  const out = $("#package-check");
+  out.textContent = t("package.checking");
+  try {
+    const r = await api("POST", `/api/packages/${id}/verify`);
+    out.dataset.ok = String(r.ok);
+    out.textContent = r.ok ? t("verify.ok")
+      : [t("verify.failed", { count: r.problems.length }),
+         ...r.problems.map((x) => x.message[document.body.dataset.lang])].join(" ");
+  } catch (err) { out.textContent = err.message; }
+}
+
+async function loadChain() {
+  const badge = $("#audit-chain");
+  try {
+    const c = await api("GET", `/api/sessions/${sessionId}/audit/verify`);
+    badge.dataset.ok = String(c.ok);
+    badge.textContent = c.ok ? t("audit.chain_ok", { events: c.events })
+      : c.broken.message[document.body.dataset.lang];
+  } catch { badge.textContent = ""; }
+}
+
+$("#package-make").addEventListener("click", async () => {
+  $("#package-error").textContent = "";
+  try { await api("POST", `/api/sessions/${sessionId}/packages`); await loadPackages(); }
+  catch (err) { $("#package-error").textContent = err.message; }
+});
+
 async function refresh() {
   const s = await loadSession();
   await loadParticipants();
-  await Promise.all([loadRecordings(), loadAudit()]);
+  await Promise.all([loadRecordings(), loadAudit(), loadPackages(), loadChain()]);
   const status = await loadTranscript();
   const composite = await loadComposite();
   // Keep the page current while the session runs or its transcript is being made.
