@@ -214,7 +214,8 @@ class LiveRegistry:
         by_session = self._sessions.get(conn.session_id, {})
         if by_session.get(conn.participant.id) is conn:
             del by_session[conn.participant.id]
-        task = asyncio.get_running_loop().create_task(self._finish(conn, reason))
+        task = asyncio.get_running_loop().create_task(
+            self._finish(conn, reason), name=f"finish:{conn.session_id}:{conn.id}")
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
         await asyncio.shield(task)
@@ -486,7 +487,8 @@ class LiveRegistry:
             await self.segments.assembled(conn.id, result.path.stem)
 
     async def end_session(self, session_id: str) -> None:
-        """Tell everyone the session ended, close their connections, store media."""
+        """Tell everyone the session ended, close their connections, store media; returns
+        once every connection's tracks of the session are stored (or failed)."""
         async with self.lock(session_id):
             conns = self.connections(session_id)
             self.lobby.end(session_id)
@@ -494,6 +496,12 @@ class LiveRegistry:
         await asyncio.gather(*(self.close(c, "session_ended") for c in conns))
         await self._departures.settle(session_id)
         await self.camera_rule.stop(session_id)
+        # Connections that left before the end may still be putting their tracks
+        # together (minutes for a long meeting): what comes after the end — the
+        # transcript, the composite — must find them stored.
+        prefix = f"finish:{session_id}:"
+        await asyncio.gather(*(t for t in list(self._finishing)
+                               if t.get_name().startswith(prefix)), return_exceptions=True)
 
     async def recover(self) -> Recovered:
         """At start-up: finish what a crashed process left (:mod:`server.recovery`)."""

@@ -23,6 +23,7 @@ __all__ = ["Transcriber"]
 _log = logging.getLogger(__name__)
 
 _SAMPLE_RATE = 16000
+NO_SPEECH_THRESHOLD = 0.9  # faster-whisper's default is 0.6
 
 
 class Transcriber:
@@ -145,6 +146,11 @@ class Transcriber:
             # text makes Whisper loop on hallucinated repetitions after a silence.
             "condition_on_previous_text": False,
             "initial_prompt": prompt,
+            # Silero VAD has already taken the silences out. Whisper's own guess (skip a
+            # window when "no speech" > 0.6 and the text scores low) then mostly drops
+            # real speech it hears poorly — a whole window of a participant's words,
+            # as browser audio through Opus showed — so it only acts when nearly sure.
+            "no_speech_threshold": NO_SPEECH_THRESHOLD,
         }
         if self._batched is not None:
             segments_iter, info = self._batched.transcribe(
