@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import av
 import pytest
 from playwright.async_api import Page, async_playwright
@@ -119,8 +120,15 @@ async def join_in_browser(page: Page, url: str, until: str = "connected") -> Non
 async def wait_for_transcript(r: Running, session_id: str) -> dict[str, Any]:
     timeout = 240.0
     deadline = time.monotonic() + timeout
+    tr: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        tr: dict[str, Any] = await r.api("GET", f"/api/sessions/{session_id}/transcript")
+        try:
+            tr = await r.api("GET", f"/api/sessions/{session_id}/transcript")
+        except aiohttp.ServerDisconnectedError:
+            # A pooled keep-alive connection the server had just closed (seen once in
+            # CI right after a long POST /end): a poll, so poll again.
+            await asyncio.sleep(0.5)
+            continue
         if tr["status"] in ("done", "failed"):
             return tr
         await asyncio.sleep(1)

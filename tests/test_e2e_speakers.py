@@ -31,7 +31,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SPEECH = {
     "Nguyễn Văn An": ("The accreditation council reviewed the university report.",
-                      {"accredit", "council", "review", "versity", "report"}),
+                      # Not "review": tiny.en hears the other's "interview" as "review".
+                      {"accredit", "council", "versity", "report"}),
     "Trần Thị Bình": ("Students and employers answered every interview question.",
                       {"student", "employ", "answer", "interview", "question"}),
 }
