@@ -49,7 +49,7 @@ from server.models import (
 )
 from storage import ObjectStore, session_prefix, sha256_file, validate_key
 from storage.archive import AUDIT_CHAINS, AUDIT_EVENTS, make_package, zip_package
-from storage.chain import chain_name, format_time
+from storage.chain import format_time, session_chain
 
 __all__ = ["ArchiveError", "build_session_package"]
 
@@ -101,7 +101,7 @@ async def build_session_package(db: Database, store: ObjectStore, session_id: st
             .order_by(Transcript.created_at.desc()).limit(1))).scalar_one_or_none()
         reports = list((await s.execute(select(SessionReport).where(
             SessionReport.session_id == m.id))).scalars())
-        chain = chain_name("session.created", m.id, m.dossier_id)
+        chain = session_chain(m.id)
         events = list((await s.execute(select(AuditEvent).where(AuditEvent.chain == chain)
                                        .order_by(AuditEvent.seq))).scalars())
         head = await s.get(AuditChain, chain)
@@ -161,9 +161,8 @@ async def build_session_package(db: Database, store: ObjectStore, session_id: st
 
     with tempfile.TemporaryDirectory(prefix="hoidong-package-") as tmp:
         folder = Path(tmp) / f"hoidong-session-{m.id}"
-        data = folder
         for item in items:
-            target = data / item.path
+            target = folder / item.path
             await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
             await store.download(item.key, target)
             digest, _ = await asyncio.to_thread(sha256_file, target)
@@ -173,13 +172,13 @@ async def build_session_package(db: Database, store: ObjectStore, session_id: st
                                    key=item.key)
 
         def write_texts() -> None:
-            (data / "session.json").write_text(
+            (folder / "session.json").write_text(
                 json.dumps(metadata, ensure_ascii=False, indent=1), encoding="utf-8")
-            events_file = data / AUDIT_EVENTS.removeprefix("data/")
+            events_file = folder / AUDIT_EVENTS.removeprefix("data/")
             events_file.parent.mkdir(parents=True, exist_ok=True)
             events_file.write_text("".join(line + "\n" for line in event_lines),
                                    encoding="utf-8")
-            (data / AUDIT_CHAINS.removeprefix("data/")).write_text(
+            (folder / AUDIT_CHAINS.removeprefix("data/")).write_text(
                 json.dumps(chains, ensure_ascii=False, indent=1), encoding="utf-8")
 
         await asyncio.to_thread(write_texts)

@@ -70,7 +70,6 @@ def _seal(session: Session, _context: Any, _instances: Any) -> None:
     for ev in new:
         ev.at = ev.at or utcnow()
         ev.actor = ev.actor if ev.actor is not None else ""
-        ev.data = normalised(ev.data or {})
         ev.chain = chain_name(ev.kind, ev.session_id, ev.dossier_id)
         by_chain.setdefault(ev.chain, []).append(ev)
     conn = session.connection()

@@ -25,7 +25,7 @@ from typing import Any
 from storage.canonical import canonical_json
 
 __all__ = ["ACCESS_CHAIN", "GENESIS", "HASHED_FIELDS", "ChainBreak", "ChainCheck",
-           "chain_name", "event_hash", "format_time", "verify_chain"]
+           "chain_name", "event_hash", "format_time", "session_chain", "verify_chain"]
 
 GENESIS = "0" * 64
 HASHED_FIELDS = ("chain", "seq", "prev", "at", "kind", "actor", "dossier_id", "session_id",
@@ -41,10 +41,15 @@ def chain_name(kind: str, session_id: str | None, dossier_id: str | None) -> str
     if kind.startswith("access."):
         return ACCESS_CHAIN
     if session_id:
-        return f"session:{session_id}"
+        return session_chain(session_id)
     if dossier_id:
         return f"dossier:{dossier_id}"
     return "system"
+
+
+def session_chain(session_id: str) -> str:
+    """The name of a session's chain."""
+    return f"session:{session_id}"
 
 
 def format_time(at: datetime) -> str:

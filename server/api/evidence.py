@@ -37,7 +37,7 @@ from server.models import (
 from server.policy import require
 from server.state import DB, LIVE, SETTINGS, STORE, TRANSCRIPTION
 from storage import ObjectNotFound
-from storage.chain import chain_name, verify_chain
+from storage.chain import session_chain, verify_chain
 
 api = ApiRegistry()
 
@@ -316,7 +316,7 @@ async def verify_audit(request: web.Request) -> ChainCheckOut:
     require(request, "audit.read")
     async with request.app[DB].session() as s:
         m = await session_from_path(s, request)
-    chain = chain_name("session.created", m.id, m.dossier_id)
+    chain = session_chain(m.id)
     checks = await verify_chains(request.app[DB], [chain])
     check = checks[0] if checks else verify_chain(chain, [])
     broken = None

@@ -181,7 +181,7 @@ $("#package-make").addEventListener("click", async () => {
 async function refresh() {
   const s = await loadSession();
   await loadParticipants();
-  await Promise.all([loadRecordings(), loadAudit(), loadPackages(), loadChain()]);
+  await Promise.all([loadRecordings(), loadAudit()]);
   const status = await loadTranscript();
   const composite = await loadComposite();
   // Keep the page current while the session runs or its transcript is being made.
@@ -219,4 +219,8 @@ $("#participant-form").addEventListener("submit", async (ev) => {
   } catch (err) { ev.target.querySelector(".form-error").textContent = err.message; }
 });
 
-if (await currentUser()) await refresh(); else location.href = "/staff";
+if (await currentUser()) {
+  await refresh();
+  // Read once: a chain check reads every event of the session, too much every 5 s.
+  await Promise.all([loadPackages(), loadChain()]);
+} else location.href = "/staff";
