@@ -7,6 +7,12 @@ sample is due. The state is re-decided twice a second; each change is reported w
 server's wall-clock time. If key frames stop coming although frames do (a publisher
 that ignores requests), the camera is not taken to be on: after ``4 × sample_every_s``
 without a sample the state goes back to ``checking``.
+
+While the camera is off for what the picture shows (black, frozen, no face, not yet
+checked) samples come every ``OFF_SAMPLE_S`` instead: a camera that comes back is dated
+within about a second, not up to a whole sampling interval later (the record's "on" time
+is the first key frame that shows it). An off camera's key frames are small, and only
+off cameras pay for it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ log = logging.getLogger(__name__)
 ChangeListener = Callable[[float, bool, Reason | None], None]  # wall time, on, reason
 StillListener = Callable[[float, bytes], None]  # wall time the frame arrived, JPEG
 TICK_S = 0.5
+OFF_SAMPLE_S = 1.0  # seconds between samples while the picture says the camera is off
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,7 @@ class CameraMonitor:
     async def _run(self) -> None:
         while not self._closed:
             now = time.monotonic()
-            if now - self._last_request >= self.sample_every_s:
+            if now - self._last_request >= self._interval():
                 self._last_request = now
                 self._sample_due = True
                 self._request_keyframe()
@@ -121,6 +128,12 @@ class CameraMonitor:
                 self.state.sample(now, None, Reason.CHECKING)
             self._update(now)
             await asyncio.sleep(TICK_S)
+
+    def _interval(self) -> float:
+        """Seconds until the next sample is asked for."""
+        if self.state.on or self.state.reason in (Reason.NO_VIDEO, Reason.NO_FRAMES):
+            return self.sample_every_s
+        return min(self.sample_every_s, OFF_SAMPLE_S)
 
     def _update(self, now: float) -> None:
         if self.state.update(now):

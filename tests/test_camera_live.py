@@ -84,6 +84,33 @@ async def test_on_black_and_no_frames_with_their_times(tmp_path: Path) -> None:
         assert all(e["actor"] == "system" for e in events)
 
 
+async def test_a_camera_back_on_is_dated_within_a_second(tmp_path: Path) -> None:
+    """While the picture says "off" the server samples every second, whatever its usual
+    interval: a camera back on is dated by the first key frame that shows it (issue 4's
+    E2E allows ±2 s; a 5 s interval alone would miss that)."""
+    settings = make_settings(tmp_path, camera_sample_s=5.0, transcribe_on_end=False)
+    async for r in start_app(settings):
+        sid = await new_session(r)
+        member = await invite(r, sid, "Thành viên Chi", "member")
+        ws = await joined(r, member, sid)
+        pc = await make_offer()
+        await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+        await accept_answer(pc, (await recv_json(ws))["sdp"])
+        try:
+            await wait_camera(r, sid, member.id, True, None)
+            camera_track(pc).black = True
+            blacked = time.time()
+            at = await wait_camera(r, sid, member.id, False, "black", after=blacked - 1)
+            await asyncio.sleep(max(0.0, at + 2.5 - time.time()))  # mid-interval
+            back = time.time()
+            camera_track(pc).black = False
+            on_at = await wait_camera(r, sid, member.id, True, None, after=back - 1)
+            assert 0 <= on_at - back <= 1.6, on_at - back
+        finally:
+            await ws.close()
+            await pc.close()
+
+
 async def test_audio_only_is_no_video(running: Running) -> None:
     r = running
     sid = await new_session(r)
