@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from server.models import AuditEvent, Dossier, MeetingSession, Participant
+from server.models import AuditEvent, Dossier, MeetingSession, Participant, public_name
 from server.session_policy import session_policy
 
 Span = tuple[float, float]
@@ -213,7 +213,9 @@ def attendance_report(session: MeetingSession, dossier: Dossier | None,
         connected_s, camera_on_s = _total(online), _total(on_spans)
         in_room_s = _total(room)
         people.append({
-            "id": p.id, "name": p.name, "pseudonym": p.pseudonym, "role": p.role,
+            # The report is stored and archived: the public name only (a pseudonymous
+            # interviewee's real name stays on the participant record, for staff).
+            "id": p.id, "name": public_name(p), "pseudonym": p.pseudonym, "role": p.role,
             "camera_required": policy.camera_required(p.role),
             "connections": [{"joined_at": _iso(max(s.joined, start)),
                              "left_at": _iso(min(s.left if s.left is not None else end, end)),

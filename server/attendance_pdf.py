@@ -238,7 +238,8 @@ class _Renderer:
             "name", "role", "connected", "in_room", "absent", "camera_on", "camera_pct",
             "non_compliant")]
         rows = [[
-            _nfc(p.get("name", "")), self.code("role", str(p.get("role", ""))),
+            _nfc(p.get("pseudonym") or p.get("name", "")),
+            self.code("role", str(p.get("role", ""))),
             _duration(p.get("connected_s")), _duration(p.get("in_room_s")),
             _duration(p.get("absent_s")), _duration(p.get("camera_on_s")),
             self.pct(p.get("camera_on_pct")), _duration(p.get("non_compliant_s")),
@@ -249,10 +250,11 @@ class _Renderer:
 
     def participant_block(self, n: int, p: Mapping[str, Any]) -> None:
         self.pdf.ln(2)
-        self.heading(f"{n}. {_nfc(p.get('name', ''))}", 11, space=40)
+        # A pseudonym is the only name shown (older reports also carried the real one).
+        self.heading(f"{n}. {_nfc(p.get('pseudonym') or p.get('name', ''))}", 11, space=40)
         facts = [self.code("role", str(p.get("role", "")))]
         if p.get("pseudonym"):
-            facts.append(self.say("report.pseudonym", pseudonym=_nfc(p["pseudonym"])))
+            facts.append(self.say("report.pseudonymous"))
         facts.append(self.say("report.camera_required." + ("yes" if p.get("camera_required")
                                                          else "no")))
         self.line(" · ".join(facts), grey=True)

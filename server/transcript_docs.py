@@ -104,8 +104,11 @@ def _content(doc: Mapping[str, Any], text: Text) -> _Content:
         (say("field.model"), _nfc(session.get("model") or DASH)),
         (say("field.generated"), generated.strftime(day) if generated else DASH),
     ]
-    names = {p.get("id"): _nfc(p.get("name", "")) for p in doc.get("participants") or []}
-    people = [[str(n), _nfc(p.get("name", "")), _nfc(p.get("pseudonym") or DASH),
+    # A pseudonym is the only name shown (older documents also carried the real one).
+    names = {p.get("id"): _nfc(p.get("pseudonym") or p.get("name", ""))
+             for p in doc.get("participants") or []}
+    people = [[str(n), names[p.get("id")],
+               say("pseudonymous") if p.get("pseudonym") else DASH,
                _code(text, "role", p.get("role", ""))]
               for n, p in enumerate(doc.get("participants") or [], 1)]
     entries = []
@@ -116,7 +119,7 @@ def _content(doc: Mapping[str, Any], text: Text) -> _Content:
             moment = start + timedelta(seconds=round(at))
             clock = moment.strftime("%H:%M:%S" if moment.date() == start.date()
                                     else "%d/%m/%Y %H:%M:%S")
-        speaker = _nfc(seg.get("speaker_name") or names.get(seg.get("speaker_id")) or "")
+        speaker = names.get(seg.get("speaker_id")) or _nfc(seg.get("speaker_name") or "")
         entries.append(_Entry(_duration(at), clock, speaker or say("unknown_speaker"),
                               _nfc(seg.get("text", "")).strip()))
     return _Content(

@@ -326,8 +326,10 @@ class TranscriptionJobs:
             "application/json",
         )
         vtt_obj = await self._store.put_bytes(vtt_key, to_webvtt(merged).encode(), "text/vtt")
-        people = [{"id": p.id, "name": p.name, "pseudonym": p.pseudonym, "role": p.role}
-                  for p in dict.fromkeys(p for _, p in recordings)]
+        # Stored documents go into the archive: they carry the public name only (an
+        # interviewee's pseudonym); the real name stays on the participant record.
+        people = [{"id": p.id, "name": public_name(p), "pseudonym": p.pseudonym,
+                   "role": p.role} for p in dict.fromkeys(p for _, p in recordings)]
         layout = {"dossier_title": dossier.title if dossier else "", "session": {
             "title": session.title, "kind": session.kind,
             "started_at": _iso(session.started_at), "ended_at": _iso(session.ended_at),

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import html
+import io
 import json
+import unicodedata
+import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,18 @@ from server.state import TRANSCRIPTION
 from tests.conftest import Running, make_settings, start_app
 from tests.mediaclient import accept_answer, make_offer
 from tests.test_signalling import next_message
+
+
+def pdf_text(data: bytes) -> str:
+    from pypdf import PdfReader
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+
+
+def docx_text(data: bytes) -> str:
+    from docx import Document
+    doc = Document(io.BytesIO(data))
+    cells = [c.text for t in doc.tables for row in t.rows for c in row.cells]
+    return "\n".join([p.text for p in doc.paragraphs] + cells)
 
 
 async def interview(r: Running, start_in: timedelta, length: timedelta | None) -> str:
@@ -157,3 +172,20 @@ async def test_pseudonym_is_what_others_and_the_transcript_see(tmp_path: Path) -
         me = next(p for p in people if p["id"] == student["id"])
         assert (me["name"], me["pseudonym"]) == ("Hoàng Thị Thật", "SV-03")
         assert me["admitted_at"] is not None
+        # What is stored and archived shows the pseudonym only: the attendance report,
+        # the transcript's documents, the audit log — every file of the package.
+        report = await (await r.client.get(f"/api/sessions/{sid}/attendance",
+                                           headers=r.auth())).json()
+        mine = next(p for p in report["participants"] if p["id"] == student["id"])
+        assert (mine["name"], mine["pseudonym"]) == ("SV-03", "SV-03")
+        package = await r.api("POST", f"/api/sessions/{sid}/packages", None, 201)
+        data = await (await r.client.get(package["download_url"], headers=r.auth())).read()
+        real = "Hoàng Thị Thật"
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = z.namelist()
+            assert any(n.endswith(".pdf") for n in names), names
+            for name in names:
+                raw = z.read(name)
+                text = pdf_text(raw) if name.endswith(".pdf") else (
+                    docx_text(raw) if name.endswith(".docx") else raw.decode("utf-8", "replace"))
+                assert real not in unicodedata.normalize("NFC", text), name
