@@ -133,6 +133,12 @@ class Settings:
         "Keep one small still (320x240 JPEG) of each participant's camera every this many "
         "minutes as proof of presence, stored and hashed with the session (0: never).",
     )
+    media_connect_timeout_s: float = _setting(
+        30.0,
+        "Seconds a participant's media (ICE and DTLS) may take to connect after the server's "
+        "answer; a client that never connects is then told so and disconnected, and the "
+        "leave is recorded with that reason (0: wait for ever).",
+    )
     reconnect_grace_s: int = _setting(
         30,
         "Seconds a participant whose connection was lost may take to come back; the record "

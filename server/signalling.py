@@ -87,7 +87,7 @@ CLOSE_CODES = {
     "consent.required": 4403, "camera.required": 4403, "session.ended": 4409,
     "participant.removed": 4403, "join.too_early": 4403, "join.too_late": 4403,
     "participant.not_found": 4404, "lobby.denied": 4403, "lobby.replaced": 4409,
-    "lobby.not_admitted": 4403,
+    "lobby.not_admitted": 4403, "media.connect_timeout": 4408,
 }
 
 
@@ -273,6 +273,49 @@ async def _wait_in_lobby(request: web.Request, ws: web.WebSocketResponse,
 
 async def _serve(request: web.Request, ws: web.WebSocketResponse, conn: Connection) -> str:
     """Handle messages until the participant leaves; returns why it ended."""
+    watch = _MediaWatch(ws, conn, request.app[SETTINGS].media_connect_timeout_s)
+    try:
+        reason = await _messages(request, ws, conn, watch)
+    finally:
+        # Not awaited: aiohttp may be cancelling this handler (the client went), and the
+        # reason must still reach the caller; a cancelled watch has nothing to clean up.
+        watch.stop()
+    return watch.reason or reason
+
+
+class _MediaWatch:
+    """Disconnects a participant whose media is not connected ``timeout_s`` after an
+    answer: a client that never does ICE/DTLS must not hold slots (and the others' key
+    frame requests) for ever. It is told why (bilingual error, close 4408) and the
+    leave is recorded with ``media.connect_timeout``."""
+
+    def __init__(self, ws: web.WebSocketResponse, conn: Connection, timeout_s: float) -> None:
+        self._ws, self._conn, self._timeout_s = ws, conn, timeout_s
+        self._tasks: list[asyncio.Task[None]] = []
+        self.reason: str | None = None
+
+    def answered(self) -> None:
+        if self._timeout_s > 0:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._watch()))
+
+    async def _watch(self) -> None:
+        await asyncio.sleep(self._timeout_s)
+        conn = self._conn
+        if conn.closed.is_set() or conn.peer.pc.connectionState == "connected":
+            return
+        log.warning("media of connection %s of %s not connected after %.0f s (%s): closing",
+                    conn.id, conn.participant.id, self._timeout_s,
+                    conn.peer.pc.connectionState)
+        self.reason = "media.connect_timeout"  # before the close ends the message loop
+        await send_error(self._ws, self.reason, {"seconds": f"{self._timeout_s:g}"})
+
+    def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+
+async def _messages(request: web.Request, ws: web.WebSocketResponse, conn: Connection,
+                    watch: _MediaWatch) -> str:
     async for msg in ws:
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
             break
@@ -284,6 +327,7 @@ async def _serve(request: web.Request, ws: web.WebSocketResponse, conn: Connecti
             sdp = await _answer(conn, data.get("sdp"), data.get("screen"))
             await ws.send_json({"type": "answer", "sdp": sdp})
             await request.app[LIVE].media_ready(conn)
+            watch.answered()
         elif kind == "media_state":
             audio, video = data.get("audio"), data.get("video")
             if not isinstance(audio, bool) or not isinstance(video, bool):

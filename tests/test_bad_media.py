@@ -14,15 +14,17 @@ import random
 import re
 import socket
 import struct
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import WSMsgType
 
 from server.state import LIVE
-from tests.conftest import Running
+from tests.conftest import Running, make_settings, start_app
 from tests.mediaclient import make_offer
 from tests.test_forwarding import close_all, join_with_media
-from tests.test_signalling import invite, joined, new_session, recv_json
+from tests.test_signalling import invite, joined, new_session, next_message, recv_json
 
 
 def bad_server_dtls(r: Running, sid: str, participant_id: str) -> Any:
@@ -137,3 +139,47 @@ async def test_a_client_that_never_connects_its_media_costs_nothing(running: Run
         await silent_ws.close()
         await silent_pc.close()
         await close_all(clients)
+
+
+async def test_a_client_that_never_connects_its_media_is_told_and_dropped(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """After ``media_connect_timeout_s`` without ICE/DTLS the silent client gets a
+    bilingual error and a 4408 close, its slots are released, the leave is in the
+    record with the reason; the connected ones (also past the timeout) stay."""
+    settings = make_settings(tmp_path, media_connect_timeout_s=3.0, transcribe_on_end=False)
+    async for r in start_app(settings):
+        sid = await new_session(r)
+        a_who, b_who, mute_who = [await invite(r, sid, name, "member") for name in "ABC"]
+        clients = [await join_with_media(r, sid, who, receive_slots=2)
+                   for who in (a_who, b_who)]
+        a, b = clients
+        silent_ws = await joined(r, mute_who, sid)
+        silent_pc = await make_offer(receive_slots=2)
+        await silent_ws.send_json({"type": "offer", "sdp": silent_pc.localDescription.sdp})
+        assert (await recv_json(silent_ws))["type"] == "answer"
+        try:
+            error = await next_message(silent_ws, "error", within=8.0)
+            assert error["type"] == "error" and error["code"] == "media.connect_timeout"
+            assert "3 giây" in error["message"]["vi"] and "3 seconds" in error["message"]["en"]
+            closing = await silent_ws.receive(timeout=5)
+            assert closing.type == WSMsgType.CLOSE and closing.data == 4408, closing
+            room = r.app[LIVE]._rooms[sid]
+            for _ in range(50):  # the close is sent first, then the connection is finished
+                if not room.assignments(mute_who.id):
+                    break
+                await asyncio.sleep(0.1)
+            assert not room.assignments(mute_who.id)
+            assert {c.participant.id for c in r.app[LIVE].connections(sid)} == {
+                a_who.id, b_who.id}
+            before = len(b.frames_from(a.who.id, "video"))
+            await asyncio.sleep(2)
+            assert len(b.frames_from(a.who.id, "video")) - before > 20
+            events = await r.api("GET", f"/api/sessions/{sid}/audit")
+            left = [e for e in events if e["kind"] == "participant.left"
+                    and e["participant_id"] == mute_who.id]
+            assert [e["data"]["reason"] for e in left] == ["media.connect_timeout"], left
+            assert any("not connected after" in m for m in caplog.messages)
+        finally:
+            await silent_ws.close()
+            await silent_pc.close()
+            await close_all(clients)
