@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiortc import RTCPeerConnection
 
 from media.forwarder import Forwarder, SlotTrack
 from media.frames import EncodedFrame
 from media.vp8 import is_keyframe
-from tests.conftest import Running
+from tests.conftest import Running, make_settings, start_app
 from tests.mediaclient import accept_answer, make_offer
 from tests.test_signalling import (
     Invited,
@@ -268,3 +271,55 @@ async def test_chair_mutes_removes_and_ends(running: Running) -> None:
     recs = await stored_recordings(r, sid, member.id, 2)  # storing follows the end
     member_audio = next(x for x in recs if x["kind"] == "audio")
     assert member_audio["status"] == "stored" and member_audio["duration_s"] > 6
+
+
+@pytest.mark.parametrize("fast", [True, False])
+async def test_a_subscribers_picture_loss_reaches_the_publisher(tmp_path: Path,
+                                                                fast: bool) -> None:
+    """The subscriber's PLI for a slot becomes a PLI to that slot's publisher (whose
+    encoder then sends a key frame, which reaches the subscriber); rate-limited."""
+    settings = make_settings(tmp_path, camera_sample_s=60.0, transcribe_on_end=False,
+                             fast_forwarding=fast)
+    async for r in start_app(settings):
+        sid = await new_session(r)
+        a_who, b_who = [await invite(r, sid, name, "member") for name in ("A", "B")]
+        a = await join_with_media(r, sid, a_who, receive_slots=1)
+        b = await join_with_media(r, sid, b_who, receive_slots=1)
+        try:
+            for _ in range(100):
+                if len(b.frames_from(a_who.id, "video")) > 10:
+                    break
+                await asyncio.sleep(0.1)
+            sender = next(t.sender for t in a.pc.getTransceivers()
+                          if t.kind == "video" and t.sender.track is not None)
+            asked: list[float] = []
+            original = sender._send_keyframe
+
+            def counting(asked: list[float] = asked, original: Any = original) -> None:
+                asked.append(time.monotonic())
+                original()
+
+            sender._send_keyframe = counting  # type: ignore[method-assign]
+            await asyncio.sleep(2.0)  # the join's own requests and the camera's are over
+            assert not asked, asked
+            slot = next(s for s in b.slots if s["kind"] == "video" and s["participant"]
+                        and s["participant"]["id"] == a_who.id)
+            receiver = next(t.receiver for t in b.pc.getTransceivers()
+                            if t.mid == slot["mid"])
+            ssrc = receiver.getSynchronizationSources()[0].source
+            frames = b.frames_from(a_who.id, "video")
+            seen = len(frames)
+            for _ in range(3):  # three at once: one reaches the publisher
+                await receiver._send_rtcp_pli(ssrc)
+            for _ in range(30):
+                if asked:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(asked) == 1, asked
+            for _ in range(30):
+                if any(is_keyframe(f.data) for f in frames[seen:]):
+                    break
+                await asyncio.sleep(0.1)
+            assert any(is_keyframe(f.data) for f in frames[seen:])
+        finally:
+            await close_all([a, b])
