@@ -16,8 +16,8 @@ from unittest.mock import ANY
 
 from server.i18n import t
 from server.joinwindow import vietnam_time
-from server.models import utcnow
-from server.state import TRANSCRIPTION
+from server.models import public_name, utcnow
+from server.state import LIVE, TRANSCRIPTION
 from tests.conftest import Running, make_settings, start_app
 from tests.mediaclient import accept_answer, make_offer
 from tests.test_signalling import next_message
@@ -189,3 +189,48 @@ async def test_pseudonym_is_what_others_and_the_transcript_see(tmp_path: Path) -
                 text = pdf_text(raw) if name.endswith(".pdf") else (
                     docx_text(raw) if name.endswith(".docx") else raw.decode("utf-8", "replace"))
                 assert real not in unicodedata.normalize("NFC", text), name
+
+
+async def test_interviewees_see_only_their_own_interview(running: Running) -> None:
+    """Two interviews at once, two interviewees in the first: each link opens its own
+    interview only; it is no key to the other interview, nor to any staff API."""
+    r = running
+    first = await interview(r, -timedelta(minutes=5), timedelta(minutes=40))
+    d = await r.api("POST", "/api/dossiers", {"title": "HS 2", "phase": "evaluation"}, 201)
+    start = utcnow() - timedelta(minutes=5)
+    second = (await r.api("POST", f"/api/dossiers/{d['id']}/sessions", {
+        "kind": "interview", "title": "Phỏng vấn nhà tuyển dụng",
+        "scheduled_at": start.isoformat(),
+        "scheduled_end_at": (start + timedelta(minutes=40)).isoformat()}, 201))["id"]
+    one = await add(r, first, "Sinh viên Một", "interviewee", pseudonym="SV-01")
+    two = await add(r, first, "Sinh viên Hai", "interviewee", pseudonym="SV-02")
+    employer = await add(r, second, "Nhà tuyển dụng", "interviewee")
+    page = await (await r.client.get(one["path"])).text()
+    assert "Phỏng vấn sinh viên" in page and "Phỏng vấn nhà tuyển dụng" not in page
+    assert "Sinh viên Hai" not in page and "SV-02" not in page
+    # Their link is no key to the other interview…
+    for token, sid in ((one["token"], second), (employer["token"], first)):
+        refused = await hello(r, sid, token)
+        assert refused["code"] == "join.wrong_session", refused
+    # …nor to the staff API, of their own interview or the other.
+    for path in (f"/api/sessions/{first}", f"/api/sessions/{first}/participants",
+                 f"/api/sessions/{second}/participants", f"/api/sessions/{first}/audit",
+                 "/api/search?q=a", "/api/dossiers"):
+        resp = await r.client.get(path, headers={"Authorization": f"Bearer {one['token']}"})
+        assert resp.status == 401, (path, resp.status)
+    # Both interviewees of the first wait in its lobby, under their pseudonyms.
+    for p in (one, two):
+        resp = await r.client.post("/api/join/consent",
+                                   json={"token": p["token"], "accepted": True})
+        assert resp.status == 200
+    sockets = []
+    for p in (one, two):
+        ws = await r.client.ws_connect("/ws/join")
+        await ws.send_json({"type": "hello", "token": p["token"], "session_id": first})
+        assert (await ws.receive_json())["type"] == "waiting"
+        sockets.append(ws)
+    lobby = r.app[LIVE].lobby.waiting(first)
+    assert sorted(public_name(w.participant) for w in lobby) == ["SV-01", "SV-02"]
+    assert not r.app[LIVE].lobby.waiting(second)
+    for ws in sockets:
+        await ws.close()
