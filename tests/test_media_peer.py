@@ -8,6 +8,8 @@ from pathlib import Path
 
 import av
 import pytest
+from aiortc import RTCPeerConnection, RTCRtpSender
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from media.assemble import Piece, assemble
 from media.peer import ParticipantPeer
@@ -102,3 +104,22 @@ async def test_second_offer_is_refused(tmp_path: Path) -> None:
     assert info.value.code == "sdp.unexpected"
     await client.close()
     await peer.close()
+
+
+async def test_a_camera_in_a_codec_the_server_cannot_check_is_refused(tmp_path: Path) -> None:
+    """Opus audio with an H.264-only camera: the camera check reads VP8 only, so the
+    offer is refused with a code the page shows in both languages (never taken as a
+    camera that is on)."""
+    client = RTCPeerConnection()
+    client.addTrack(AudioStreamTrack())
+    video = client.addTransceiver(VideoStreamTrack())
+    video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                               if c.mimeType == "video/H264"])
+    await client.setLocalDescription(await client.createOffer())
+    assert "VP8" not in client.localDescription.sdp
+    peer = ParticipantPeer(tmp_path)
+    with pytest.raises(SdpError) as info:
+        await peer.answer(client.localDescription.sdp)
+    assert info.value.code == "sdp.no_supported_codec"
+    await peer.close()
+    await client.close()
