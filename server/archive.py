@@ -43,6 +43,7 @@ from server.models import (
     Participant,
     Recording,
     SessionReport,
+    SessionStatus,
     Transcript,
     new_id,
     utcnow,
@@ -85,7 +86,7 @@ async def build_session_package(db: Database, store: ObjectStore, session_id: st
     async with db.session() as s:
         m = await s.get(MeetingSession, session_id)
         assert m is not None
-        if m.status not in ("ended", "interrupted"):
+        if m.status not in (SessionStatus.ENDED, SessionStatus.ARCHIVED):
             raise ArchiveError("archive.session_not_ended", f"session {m.id} is {m.status}")
         dossier = await s.get(Dossier, m.dossier_id)
         assert dossier is not None

@@ -132,8 +132,8 @@ async def _checked_pieces(db: Database, store: ObjectStore, result: RecordingRes
                           connection_id: str) -> tuple[list[Piece], list[str]]:
     """The track's segments to assemble, each checked against the hash taken when it
     closed; a spool copy that no longer matches (or is gone) is replaced by the stored
-    one when the store has it, else left for the assembler to judge. Returns the pieces
-    and the names of the segments restored from the store."""
+    one when the store has it (and it matches), else left for the assembler to judge.
+    Returns the pieces and the names of the segments restored from the store."""
     async with db.session() as s:
         rows = {r.seq: r for r in (await s.execute(select(RecordingSegment).where(
             RecordingSegment.connection_id == connection_id,
@@ -150,9 +150,13 @@ async def _checked_pieces(db: Database, store: ObjectStore, result: RecordingRes
                 path = path.with_name(f"{path.stem}.restored{path.suffix}")
                 try:
                     await store.download(row.object_key, path)
+                    copy, _ = await asyncio.to_thread(sha256_file, path)
+                    if copy != row.sha256:
+                        raise StorageError(f"the stored copy's SHA-256 is {copy}")
                     restored.append(seg.path.name)
                 except StorageError as exc:
                     log.warning("segment %s could not be restored: %s", seg.path.name, exc)
+                    await asyncio.to_thread(path.unlink, True)
                     path = seg.path
         pieces.append(Piece(path, seg.offset_s))
     return pieces, restored

@@ -292,6 +292,39 @@ async def test_a_damaged_spool_segment_is_named_in_the_record(tmp_path: Path) ->
         await check_stored(r, [victim])
 
 
+async def test_a_segment_damaged_everywhere_is_left_out_and_named(tmp_path: Path) -> None:
+    """The spool copy and the stored copy of one segment are both damaged (a bad disk
+    and a bad store): the track is still assembled and kept, without that segment, and
+    the record names it (``segments_skipped``) — a restored copy is checked too."""
+    settings = make_settings(tmp_path, segment_s=1.0, transcribe_on_end=False)
+    async for r in start_app(settings):
+        sid = await new_session(r)
+        member = await invite(r, sid, "Thành viên", "member")
+        client = await join_with_media(r, member, sid)
+        rows = await until(_three_stored_each, r, sid, within=20)
+        victim = next(x for x in rows if x["kind"] == "audio" and x["seq"] == 1)
+        damaged = _spool_file(r.settings.spool_dir, victim["object_key"])
+        damaged.write_bytes(b"\x1aE\xdf\xa3 not a segment any more")
+        stored_copy = r.settings.data_dir / "objects" / victim["object_key"]
+        stored_copy.chmod(0o644)  # the test plays the bad store: hoidong never writes it
+        stored_copy.write_bytes(b"\x1aE\xdf\xa3 nor this")
+        await client.leave()
+        await until(_stored_recordings, r, sid, 2, within=20)
+        (event,) = [e for e in await audit(r, sid) if e["kind"] == "recording.stored"
+                    and e["data"]["kind"] == "audio"]
+        assert list(event["data"]["segments_skipped"]) == [damaged.name], event["data"]
+        assert "segments_restored" not in event["data"]
+        rec = next(x for x in await r.api("GET", f"/api/sessions/{sid}/recordings")
+                   if x["kind"] == "audio")
+        rows = [x for x in await segments(r, sid) if x["kind"] == "audio"]
+        data = await (await r.client.get(rec["media_url"], headers=r.auth())).read()
+        kept = tmp_path / "kept.webm"
+        kept.write_bytes(data)
+        with av.open(str(kept)) as c:
+            packets = sum(1 for p in c.demux(c.streams[0]) if p.pts is not None)
+        assert 0 < packets == sum(x["frames"] for x in rows if x["seq"] != 1)
+
+
 def _spool_file(spool: Path, key: str) -> Path:
     name = Path(key).name.split("-", 1)[1]
     (found,) = [p for p in spool.rglob(name)]
