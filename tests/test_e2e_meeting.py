@@ -180,5 +180,21 @@ async def test_three_people_see_and_hear_each_other(
                 await page.wait_for_function(
                     "document.querySelectorAll('#grid .tile').length === 1", timeout=10000
                 )
+
+            # The chair removes the member from its tile (confirming), then ends the
+            # meeting for everyone; both are in the record with the chair as actor.
+            pages[0].on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+            await pages[0].click(f"#grid .tile[data-participant-id='{member_id}'] "
+                                 "[data-action=remove]")
+            await pages[1].wait_for_selector("#status[data-state='removed']", timeout=10000)
+            await pages[0].wait_for_function(
+                "document.querySelectorAll('#grid .tile').length === 0", timeout=10000)
+            await pages[0].click("#end-for-all")
+            await pages[0].wait_for_selector("#status[data-state='ended']", timeout=10000)
+            events = await r.api("GET", f"/api/sessions/{sid}/audit")
+            removed = [e for e in events if e["kind"] == "participant.removed"]
+            assert [e["participant_id"] for e in removed] == [member_id], removed
+            assert removed[0]["actor"] == f"participant:{invited[0]['id']}", removed
+            assert (await r.api("GET", f"/api/sessions/{sid}"))["status"] == "ended"
         finally:
             await browser.close()
