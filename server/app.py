@@ -20,7 +20,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from server import auth, pages, signalling
-from server.api import archive, evidence, join, staff
+from server.api import archive, documents, evidence, join, staff
 from server.api.framework import ApiRegistry
 from server.composite import CompositeService
 from server.database import Database, migrate
@@ -39,7 +39,7 @@ VERSION = "0.1.0"
 
 def api_registry() -> ApiRegistry:
     merged = ApiRegistry()
-    for module in (staff, evidence, archive, join):
+    for module in (staff, evidence, archive, documents, join):
         merged.routes.extend(module.api.routes)
     return merged
 

@@ -18,6 +18,11 @@ Layout of ``data/``::
         speakers/<participant>/transcript.<vtt|srt>
     reports/<kind>.<lang>.<format>  (attendance)
     audit/events.jsonl, audit/chains.json
+
+:func:`build_dossier_package` makes the dossier's: ``dossier.json`` (dossier, documents,
+sessions included and not yet ended), ``documents/<code>/<document>-document.<ext>``,
+each ended session as above under ``sessions/<id>/``, and the dossier's audit chain with
+every included session's.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from server.models import (
     AuditEvent,
     Composite,
     Dossier,
+    DossierDocument,
     MeetingSession,
     Participant,
     Recording,
@@ -50,9 +56,9 @@ from server.models import (
 )
 from storage import ObjectStore, session_prefix, sha256_file, validate_key
 from storage.archive import AUDIT_CHAINS, AUDIT_EVENTS, make_package, zip_package
-from storage.chain import format_time, session_chain
+from storage.chain import dossier_chain, format_time, session_chain
 
-__all__ = ["ArchiveError", "build_session_package"]
+__all__ = ["ArchiveError", "build_dossier_package", "build_session_package"]
 
 
 class ArchiveError(Exception):
@@ -75,21 +81,27 @@ def _iso(value: Any) -> str | None:
     return format_time(value) if value is not None else None
 
 
-async def build_session_package(db: Database, store: ObjectStore, session_id: str, *,
-                                actor: str) -> ArchivePackage:
-    """Make, store and record the package of ``session_id`` (which must have ended).
+@dataclass
+class _Parts:
+    """What one session contributes to a package: the stored files to fetch, its
+    metadata (``session.json``), its audit chain's events and head."""
 
-    Raises:
-        ArchiveError: ``archive.session_not_ended``, or ``archive.evidence_damaged`` (a
-            stored file no longer matches its recorded hash; named in ``params``).
-    """
+    session: MeetingSession
+    items: list[_Item]
+    metadata: dict[str, Any]
+    chain: str
+    events: list[AuditEvent]
+    head: AuditChain | None
+
+
+def _ended(m: MeetingSession) -> bool:
+    return m.status in (SessionStatus.ENDED, SessionStatus.ARCHIVED)
+
+
+async def _session_parts(db: Database, m: MeetingSession, dossier: Dossier, prefix: str,
+                         actor: str) -> _Parts:
+    """Gather ``m``'s evidence, each file placed under ``prefix`` inside ``data/``."""
     async with db.session() as s:
-        m = await s.get(MeetingSession, session_id)
-        assert m is not None
-        if m.status not in (SessionStatus.ENDED, SessionStatus.ARCHIVED):
-            raise ArchiveError("archive.session_not_ended", f"session {m.id} is {m.status}")
-        dossier = await s.get(Dossier, m.dossier_id)
-        assert dossier is not None
         people = list((await s.execute(select(Participant).where(
             Participant.session_id == m.id).order_by(Participant.created_at))).scalars())
         recordings = list((await s.execute(select(Recording).where(
@@ -103,40 +115,37 @@ async def build_session_package(db: Database, store: ObjectStore, session_id: st
         reports = list((await s.execute(select(SessionReport).where(
             SessionReport.session_id == m.id))).scalars())
         chain = session_chain(m.id)
-        events = list((await s.execute(select(AuditEvent).where(AuditEvent.chain == chain)
-                                       .order_by(AuditEvent.seq))).scalars())
-        head = await s.get(AuditChain, chain)
+        events, head = await _chain_events(s, chain)
 
     items: list[_Item] = []
     for r in recordings:
         assert r.object_key is not None
         items.append(_Item(r.object_key, r.sha256,
-                           f"recordings/{r.participant_id}/{r.id}-{r.kind}.webm"))
+                           f"{prefix}recordings/{r.participant_id}/{r.id}-{r.kind}.webm"))
     for c in composites:
         assert c.object_key is not None
-        items.append(_Item(c.object_key, c.sha256, f"composite/{c.id}.webm"))
+        items.append(_Item(c.object_key, c.sha256, f"{prefix}composite/{c.id}.webm"))
     if transcript is not None:
         if transcript.json_key:
             items.append(_Item(transcript.json_key, transcript.json_sha256,
-                               "transcripts/transcript.json"))
+                               f"{prefix}transcripts/transcript.json"))
         if transcript.vtt_key:
             items.append(_Item(transcript.vtt_key, transcript.vtt_sha256,
-                               "transcripts/transcript.vtt"))
+                               f"{prefix}transcripts/transcript.vtt"))
         for name, obj in sorted((transcript.exports or {}).items()):
             if name.startswith("speaker-"):
                 pid, _, fmt = name[len("speaker-"):].partition(".")
-                rel = f"transcripts/speakers/{pid}/transcript.{fmt}"
+                rel = f"{prefix}transcripts/speakers/{pid}/transcript.{fmt}"
             else:
-                rel = f"transcripts/transcript.{name}"
+                rel = f"{prefix}transcripts/transcript.{name}"
             items.append(_Item(obj["key"], obj.get("sha256"), rel))
     for rep in reports:
         items.append(_Item(rep.object_key, rep.sha256,
-                           f"reports/{rep.kind}.{rep.language}.{rep.format}"))
+                           f"{prefix}reports/{rep.kind}.{rep.language}.{rep.format}"))
 
     metadata = {
         "format": "hoidong-package/1",
-        "dossier": {"id": dossier.id, "title": dossier.title,
-                    "institution": dossier.institution, "phase": dossier.phase},
+        "dossier": _dossier_meta(dossier),
         "session": {"id": m.id, "kind": m.kind, "title": m.title, "mode": m.mode,
                     "language": m.language, "status": m.status, "policy": m.policy,
                     "scheduled_at": _iso(m.scheduled_at), "started_at": _iso(m.started_at),
@@ -152,16 +161,119 @@ async def build_session_package(db: Database, store: ObjectStore, session_id: st
         "packaged_at": format_time(utcnow()),
         "packaged_by": actor,
     }
-    event_lines = [json.dumps({**audit.hashed_fields(e), "hash": e.hash, "id": e.id},
-                              ensure_ascii=False) for e in events]
-    chains = {chain: {"seq": head.seq, "head": head.head}} if head is not None else {}
+    return _Parts(m, items, metadata, chain, events, head)
+
+
+def _dossier_meta(d: Dossier) -> dict[str, Any]:
+    return {"id": d.id, "title": d.title, "institution": d.institution, "phase": d.phase}
+
+
+async def _chain_events(s: Any, chain: str) -> tuple[list[AuditEvent], AuditChain | None]:
+    events = list((await s.execute(select(AuditEvent).where(AuditEvent.chain == chain)
+                                   .order_by(AuditEvent.seq))).scalars())
+    return events, await s.get(AuditChain, chain)
+
+
+async def build_session_package(db: Database, store: ObjectStore, session_id: str, *,
+                                actor: str) -> ArchivePackage:
+    """Make, store and record the package of ``session_id`` (which must have ended).
+
+    Raises:
+        ArchiveError: ``archive.session_not_ended``, or ``archive.evidence_damaged`` (a
+            stored file no longer matches its recorded hash; named in ``params``).
+    """
+    async with db.session() as s:
+        m = await s.get(MeetingSession, session_id)
+        assert m is not None
+        if not _ended(m):
+            raise ArchiveError("archive.session_not_ended", f"session {m.id} is {m.status}")
+        dossier = await s.get(Dossier, m.dossier_id)
+        assert dossier is not None
+    parts = await _session_parts(db, m, dossier, "", actor)
     info = {"Source-Organization": dossier.institution or "-",
             "External-Identifier": m.id, "Bag-Group-Identifier": dossier.id,
             "External-Description": f"{dossier.title} — {m.title}",
             "Hoidong-Session-Kind": m.kind, "Hoidong-Dossier-Phase": dossier.phase}
+    return await _seal(db, store, f"hoidong-session-{m.id}", parts.items,
+                       {"session.json": parts.metadata},
+                       [(parts.chain, parts.events, parts.head)], info, dossier_id=dossier.id,
+                       session_id=m.id, prefix=session_prefix(dossier.id, m.id), actor=actor)
 
+
+async def build_dossier_package(db: Database, store: ObjectStore, dossier_id: str, *,
+                                actor: str) -> ArchivePackage:
+    """Make, store and record the package of a whole dossier: its documents (minh
+    chứng), every ended session's evidence under ``sessions/<id>/``, the dossier's own
+    audit chain and every included session's. Sessions not ended yet are listed in
+    ``dossier.json`` as left out. Raises :class:`ArchiveError` like the session
+    package (``archive.evidence_damaged``)."""
+    async with db.session() as s:
+        dossier = await s.get(Dossier, dossier_id)
+        assert dossier is not None
+        sessions = list((await s.execute(select(MeetingSession).where(
+            MeetingSession.dossier_id == dossier.id)
+            .order_by(MeetingSession.created_at))).scalars())
+        documents = list((await s.execute(select(DossierDocument).where(
+            DossierDocument.dossier_id == dossier.id, DossierDocument.deleted_at.is_(None))
+            .order_by(DossierDocument.code, DossierDocument.created_at))).scalars())
+        own_chain = dossier_chain(dossier.id)
+        own_events, own_head = await _chain_events(s, own_chain)
+    items = [_Item(d.object_key, d.sha256, f"documents/{d.code}/{d.id}-{_stored_name(d)}")
+             for d in documents]
+    texts: dict[str, Any] = {}
+    chains = [(own_chain, own_events, own_head)]
+    included, left_out = [], []
+    for m in sessions:
+        if not _ended(m):
+            left_out.append({"id": m.id, "title": m.title, "status": m.status})
+            continue
+        parts = await _session_parts(db, m, dossier, f"sessions/{m.id}/", actor)
+        items += parts.items
+        texts[f"sessions/{m.id}/session.json"] = parts.metadata
+        chains.append((parts.chain, parts.events, parts.head))
+        included.append({"id": m.id, "kind": m.kind, "title": m.title,
+                         "started_at": _iso(m.started_at), "ended_at": _iso(m.ended_at)})
+    texts["dossier.json"] = {
+        "format": "hoidong-dossier-package/1",
+        "dossier": _dossier_meta(dossier),
+        "documents": [{"id": d.id, "code": d.code, "title": d.title,
+                       "description": d.description, "filename": d.filename,
+                       "type": d.file_type, "sha256": d.sha256, "size": d.size,
+                       "uploaded_by": d.uploaded_by, "uploaded_at": _iso(d.created_at),
+                       "path": f"data/documents/{d.code}/{d.id}-{_stored_name(d)}"}
+                      for d in documents],
+        "sessions": included,
+        "sessions_not_ended": left_out,
+        "packaged_at": format_time(utcnow()),
+        "packaged_by": actor,
+    }
+    info = {"Source-Organization": dossier.institution or "-",
+            "External-Identifier": dossier.id, "Bag-Group-Identifier": dossier.id,
+            "External-Description": dossier.title,
+            "Hoidong-Dossier-Phase": dossier.phase,
+            "Hoidong-Documents": str(len(documents)), "Hoidong-Sessions": str(len(included))}
+    return await _seal(db, store, f"hoidong-dossier-{dossier.id}", items, texts, chains,
+                       info, dossier_id=dossier.id, session_id=None,
+                       prefix=f"dossiers/{dossier.id}/", actor=actor)
+
+
+def _stored_name(d: DossierDocument) -> str:
+    return d.object_key.rsplit("/", 1)[-1]
+
+
+async def _seal(db: Database, store: ObjectStore, name: str, items: list[_Item],
+                texts: dict[str, Any],
+                chains: list[tuple[str, list[AuditEvent], AuditChain | None]],
+                info: dict[str, str], *, dossier_id: str, session_id: str | None,
+                prefix: str, actor: str) -> ArchivePackage:
+    """Fetch and check every item, write the texts and the audit chains, make the bag,
+    zip it, store it under ``prefix``packages/ and record it."""
+    event_lines = [json.dumps({**audit.hashed_fields(e), "hash": e.hash, "id": e.id},
+                              ensure_ascii=False) for _, events, _ in chains for e in events]
+    heads = {chain: {"seq": head.seq, "head": head.head}
+             for chain, _, head in chains if head is not None}
     with tempfile.TemporaryDirectory(prefix="hoidong-package-") as tmp:
-        folder = Path(tmp) / f"hoidong-session-{m.id}"
+        folder = Path(tmp) / name
         for item in items:
             target = folder / item.path
             await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
@@ -173,31 +285,34 @@ async def build_session_package(db: Database, store: ObjectStore, session_id: st
                                    key=item.key)
 
         def write_texts() -> None:
-            (folder / "session.json").write_text(
-                json.dumps(metadata, ensure_ascii=False, indent=1), encoding="utf-8")
+            for rel, value in texts.items():
+                path = folder / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(value, ensure_ascii=False, indent=1),
+                                encoding="utf-8")
             events_file = folder / AUDIT_EVENTS.removeprefix("data/")
             events_file.parent.mkdir(parents=True, exist_ok=True)
             events_file.write_text("".join(line + "\n" for line in event_lines),
                                    encoding="utf-8")
             (folder / AUDIT_CHAINS.removeprefix("data/")).write_text(
-                json.dumps(chains, ensure_ascii=False, indent=1), encoding="utf-8")
+                json.dumps(heads, ensure_ascii=False, indent=1), encoding="utf-8")
 
         await asyncio.to_thread(write_texts)
         root = await asyncio.to_thread(make_package, folder, info)
-        files = len(items) + 3
+        files = len(items) + len(texts) + 2
         zipped = Path(tmp) / f"{folder.name}.zip"
         await asyncio.to_thread(zip_package, folder, zipped)
-        package = ArchivePackage(id=new_id(), dossier_id=m.dossier_id, session_id=m.id,
+        package = ArchivePackage(id=new_id(), dossier_id=dossier_id, session_id=session_id,
                                  object_key="", sha256="", size=0, merkle_root=root,
                                  files=files, created_by=actor)
-        key = validate_key(f"{session_prefix(m.dossier_id, m.id)}packages/{package.id}.zip")
+        key = validate_key(f"{prefix}packages/{package.id}.zip")
         obj = await store.put_file(key, zipped, "application/zip")
     package.object_key, package.sha256, package.size = key, obj.sha256, obj.size
     async with db.session() as s:
         s.add(package)
-        audit.record(s, "package.created", actor=actor, dossier_id=m.dossier_id,
-                     session_id=m.id, data={"package": package.id, "key": key,
-                                            "sha256": obj.sha256, "size": obj.size,
-                                            "merkle_root": root, "files": files})
+        audit.record(s, "package.created", actor=actor, dossier_id=dossier_id,
+                     session_id=session_id, data={"package": package.id, "key": key,
+                                                  "sha256": obj.sha256, "size": obj.size,
+                                                  "merkle_root": root, "files": files})
         await s.commit()
     return package

@@ -473,3 +473,28 @@ class ArchivePackage(Base):
     files: Mapped[int] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(100), default="system")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DossierDocument(Base):
+    """An evidence item (minh chứng) of a dossier: an uploaded file with its evidence code
+    (e.g. ``H1.01.01.01``), title and description, stored write-once with its SHA-256.
+    Never changed; ``deleted_at``/``deleted_by`` are set only by the audited retention
+    action that removed the stored file after its retention date."""
+
+    __tablename__ = "dossier_documents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    code: Mapped[str] = mapped_column(String(40), index=True)
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    filename: Mapped[str] = mapped_column(String(255))
+    file_type: Mapped[str] = mapped_column(String(20))
+    content_type: Mapped[str] = mapped_column(String(100))
+    object_key: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    uploaded_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    deleted_by: Mapped[str | None] = mapped_column(String(100), default=None)

@@ -36,6 +36,14 @@ POLICY: dict[str, frozenset[StaffRole]] = {
     "archive.read": frozenset({A, S, R}),
     # A legal hold stops the retention clock for a dossier's evidence: admins only.
     "dossier.legal_hold": frozenset({A}),
+    # Dossier documents (minh chứng): uploaded by the secretary (or an admin), read by
+    # every staff member who works on the dossier (reviewers appraise them).
+    "document.upload": frozenset({A, S}),
+    "document.read": ALL_STAFF,
+    # Retention: the dates are for those who keep the archive; deleting after them is an
+    # admin's audited action (and the store refuses anything still retained).
+    "retention.read": frozenset({A, S, R}),
+    "retention.delete": frozenset({A}),
 }
 
 

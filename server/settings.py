@@ -168,6 +168,11 @@ class Settings:
         "object compliance-mode retention: the storage server itself refuses to delete "
         "or overwrite it before its date. Only a new bucket can get it.",
     )
+    document_max_mb: float = _setting(
+        200.0,
+        "Largest dossier document (minh chứng) an upload may carry, in MiB; a larger one is "
+        "refused with 413 and nothing of it is kept.",
+    )
     retention_years: int = _setting(
         10,
         "Years every stored evidence object is kept (retention from the time it is "

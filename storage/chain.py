@@ -43,13 +43,18 @@ def chain_name(kind: str, session_id: str | None, dossier_id: str | None) -> str
     if session_id:
         return session_chain(session_id)
     if dossier_id:
-        return f"dossier:{dossier_id}"
+        return dossier_chain(dossier_id)
     return "system"
 
 
 def session_chain(session_id: str) -> str:
     """The name of a session's chain."""
     return f"session:{session_id}"
+
+
+def dossier_chain(dossier_id: str) -> str:
+    """The name of a dossier's own chain (its events outside any session)."""
+    return f"dossier:{dossier_id}"
 
 
 def format_time(at: datetime) -> str:

@@ -403,6 +403,12 @@ async def test_access_policy_matches_the_table(running: Running) -> None:
         "archive.read": ("GET", f"/api/sessions/{sid}/packages", None, 200),
         "dossier.legal_hold": ("PUT", f"/api/dossiers/{did}/legal-hold",
                                {"hold": False, "reason": "kiểm tra"}, 200),
+        # Allowed: refused for what was sent (not a multipart form), not for who sends.
+        "document.upload": ("POST", f"/api/dossiers/{did}/documents", None, 400),
+        "document.read": ("GET", f"/api/dossiers/{did}/documents", None, 200),
+        "retention.read": ("GET", f"/api/dossiers/{did}/retention", None, 200),
+        "retention.delete": ("POST", f"/api/dossiers/{did}/retention/delete",
+                             {"reason": "kiểm tra hết hạn", "confirm_dossier_id": did}, 200),
     }
     assert set(actions) == set(POLICY), "every policy action needs a row here"
     seen: dict[tuple[str, str], bool] = {}
@@ -612,6 +618,14 @@ async def test_unknown_and_absurd_ids_are_404(running_db: Running) -> None:
         ("GET", "/api/sessions/{id}/speakers/{participant_id}/transcript.srt", None,
          "session.not_found"),
         ("GET", "/api/recordings/{id}/media", None, "recording.not_found"),
+        ("POST", "/api/dossiers/{id}/documents", None, "dossier.not_found"),
+        ("GET", "/api/dossiers/{id}/documents", None, "dossier.not_found"),
+        ("GET", "/api/documents/{id}/content", None, "document.not_found"),
+        ("POST", "/api/dossiers/{id}/packages", None, "dossier.not_found"),
+        ("GET", "/api/dossiers/{id}/packages", None, "dossier.not_found"),
+        ("GET", "/api/dossiers/{id}/retention", None, "dossier.not_found"),
+        ("POST", "/api/dossiers/{id}/retention/delete",
+         {"reason": "kiểm tra hết hạn", "confirm_dossier_id": "x"}, "dossier.not_found"),
     ]
     assert {p for _, p, _, _ in routes} == {
         rt.path.replace(rt.path[rt.path.find("{"):rt.path.find("}") + 1], "{id}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from playwright.async_api import async_playwright
 
 from server.i18n import t
 from tests.conftest import ADMIN_PASSWORD, Running
+from tests.test_documents import image_bytes, pdf_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -50,6 +52,30 @@ async def test_staff_creates_dossier_session_and_join_link(
             await page.fill("#vocabulary-form [name=terms]",
                             "Trường Đại học B\n  ngành Kỹ thuật phần mềm  \n\n")
             await page.click("#vocabulary-form button[type=submit]")
+
+            # An evidence item (minh chứng): a PNG named .pdf is refused and says why,
+            # the real PDF is listed with its code and the date it is kept until.
+            await page.click("#document-form >> xpath=..")
+            await page.fill("#document-form [name=code]", "H1.01.01.01")
+            await page.fill("#document-form [name=title]", "Quyết định thành lập Hội đồng")
+            await page.set_input_files("#document-form [name=file]", files=[{
+                "name": "quyet-dinh.pdf", "mimeType": "application/pdf",
+                "buffer": image_bytes("png")}])
+            await page.click("#document-form button[type=submit]")
+            await page.wait_for_selector("#document-form .form-error:has-text('.png')")
+            await page.set_input_files("#document-form [name=file]", files=[{
+                "name": "quyet-dinh.pdf", "mimeType": "application/pdf",
+                "buffer": pdf_bytes()}])
+            await page.click("#document-form button[type=submit]")
+            row = page.locator("#documents tr[data-document-id]")
+            await row.first.wait_for()
+            kept = (datetime.now(UTC) + timedelta(days=3650)).astimezone(
+                timezone(timedelta(hours=7))).strftime("%d/%m/%Y")
+            text = await row.first.inner_text()
+            assert "H1.01.01.01" in text and "quyet-dinh.pdf" in text and kept in text, text
+            href = await row.first.locator("a").get_attribute("href")
+            assert href is not None and href.endswith("/content")
+            await page.wait_for_selector("#retention-summary:has-text('10')")
             await page.click("#session-form >> xpath=..")
             await page.select_option("#session-form [name=kind]", "interview")
             await page.fill("#session-form [name=title]", "Phỏng vấn sinh viên")

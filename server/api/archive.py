@@ -18,13 +18,15 @@ from server import audit
 from server.api.framework import ApiRegistry
 from server.api.schemas import Strict
 from server.api.staff import get_or_404, session_from_path
-from server.archive import ArchiveError, build_session_package
+from server.archive import ArchiveError, build_dossier_package, build_session_package
 from server.errors import ApiError
 from server.i18n import both
-from server.models import ArchivePackage, SessionKind
+from server.models import ArchivePackage, Dossier, SessionKind, utcnow
 from server.policy import require
+from server.retention import delete_expired, overview, retain_until
 from server.search import search_lines
-from server.state import DB, STORE
+from server.settings import Settings
+from server.state import DB, SETTINGS, STORE
 from storage.archive import PackageError, verify_package
 
 api = ApiRegistry()
@@ -40,6 +42,7 @@ class PackageOut(BaseModel):
     files: int
     created_by: str
     created_at: datetime
+    retain_until: datetime | None
     download_url: str
 
 
@@ -62,10 +65,11 @@ class PackageCheckOut(BaseModel):
     problems: list[ProblemOut]
 
 
-def package_out(p: ArchivePackage) -> PackageOut:
+def package_out(p: ArchivePackage, settings: Settings) -> PackageOut:
     return PackageOut(id=p.id, dossier_id=p.dossier_id, session_id=p.session_id,
                       sha256=p.sha256, size=p.size, merkle_root=p.merkle_root, files=p.files,
                       created_by=p.created_by, created_at=p.created_at,
+                      retain_until=retain_until(p.created_at, settings.retention_years),
                       download_url=f"/api/packages/{p.id}/download")
 
 
@@ -81,7 +85,7 @@ async def create_package(request: web.Request) -> PackageOut:
                                               actor=who.actor)
     except ArchiveError as exc:
         raise ApiError(409, exc.code, dict(exc.params)) from exc
-    return package_out(package)
+    return package_out(package, request.app[SETTINGS])
 
 
 @api.route("GET", "/api/sessions/{session_id}/packages", summary="The session's archive "
@@ -92,7 +96,99 @@ async def list_packages(request: web.Request) -> list[PackageOut]:
         m = await session_from_path(s, request)
         rows = (await s.execute(select(ArchivePackage).where(ArchivePackage.session_id == m.id)
                                 .order_by(ArchivePackage.created_at.desc()))).scalars()
-        return [package_out(p) for p in rows]
+        return [package_out(p, request.app[SETTINGS]) for p in rows]
+
+
+@api.route("POST", "/api/dossiers/{dossier_id}/packages", summary="Make the dossier's "
+           "archive package: its documents, every ended session's evidence and the audit "
+           "chains (BagIt zip with a Merkle root)", response=PackageOut, status=201)
+async def create_dossier_package(request: web.Request) -> PackageOut:
+    who = require(request, "archive.create")
+    async with request.app[DB].session() as s:
+        d = await get_or_404(s, Dossier, request.match_info["dossier_id"], "dossier.not_found")
+    try:
+        package = await build_dossier_package(request.app[DB], request.app[STORE], d.id,
+                                              actor=who.actor)
+    except ArchiveError as exc:
+        raise ApiError(409, exc.code, dict(exc.params)) from exc
+    return package_out(package, request.app[SETTINGS])
+
+
+@api.route("GET", "/api/dossiers/{dossier_id}/packages", summary="The dossier's own "
+           "archive packages (not its sessions'), newest first", response=list[PackageOut])
+async def list_dossier_packages(request: web.Request) -> list[PackageOut]:
+    require(request, "archive.read")
+    async with request.app[DB].session() as s:
+        d = await get_or_404(s, Dossier, request.match_info["dossier_id"], "dossier.not_found")
+        rows = (await s.execute(select(ArchivePackage).where(
+            ArchivePackage.dossier_id == d.id, ArchivePackage.session_id.is_(None))
+            .order_by(ArchivePackage.created_at.desc()))).scalars()
+        return [package_out(p, request.app[SETTINGS]) for p in rows]
+
+
+class RetainedOut(BaseModel):
+    key: str
+    retain_until: datetime | None
+    legal_hold: bool
+    expired: bool
+
+
+class RetentionOut(BaseModel):
+    dossier_id: str
+    retention_years: int
+    legal_hold: bool
+    objects: list[RetainedOut]
+    earliest: datetime | None
+    latest: datetime | None
+
+
+class RetentionActionIn(Strict):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10,
+                                             max_length=1000)]
+    confirm_dossier_id: str
+
+
+class RetentionActionOut(BaseModel):
+    deleted: list[str]
+    kept: int
+    next_expiry: datetime | None
+
+
+@api.route("GET", "/api/dossiers/{dossier_id}/retention", summary="Every stored object of "
+           "the dossier with its retention date and legal hold, as the store holds them",
+           response=RetentionOut)
+async def dossier_retention(request: web.Request) -> RetentionOut:
+    require(request, "retention.read")
+    async with request.app[DB].session() as s:
+        d = await get_or_404(s, Dossier, request.match_info["dossier_id"], "dossier.not_found")
+    kept = await overview(request.app[STORE], d.id)
+    now = utcnow()
+    dates = [k.until for k in kept if k.until is not None]
+    return RetentionOut(
+        dossier_id=d.id, retention_years=request.app[SETTINGS].retention_years,
+        legal_hold=d.legal_hold, earliest=min(dates, default=None),
+        latest=max(dates, default=None),
+        objects=[RetainedOut(key=k.key, retain_until=k.until, legal_hold=k.legal_hold,
+                             expired=k.expired(now)) for k in kept])
+
+
+@api.route("POST", "/api/dossiers/{dossier_id}/retention/delete", summary="The retention "
+           "action: delete the dossier's objects whose retention date has passed (never "
+           "one still retained or on legal hold); admins only, with a reason, audited",
+           body=RetentionActionIn, response=RetentionActionOut)
+async def apply_retention(request: web.Request, body: RetentionActionIn) -> RetentionActionOut:
+    who = require(request, "retention.delete")
+    async with request.app[DB].session() as s:
+        d = await get_or_404(s, Dossier, request.match_info["dossier_id"], "dossier.not_found")
+    if body.confirm_dossier_id != d.id:
+        raise ApiError(400, "retention.not_confirmed")
+    if d.legal_hold:
+        raise ApiError(409, "retention.legal_hold")
+    done = await delete_expired(request.app[DB], request.app[STORE], d.id, actor=who.actor,
+                                reason=body.reason)
+    dates = [k.until for k in done.kept if k.until is not None]
+    return RetentionActionOut(deleted=done.deleted, kept=len(done.kept),
+                              next_expiry=min(dates, default=None))
 
 
 @api.route("GET", "/api/packages/{package_id}/download", summary="The package's zip "

@@ -19,6 +19,7 @@ from server.api.schemas import (
     TranscriptOut,
 )
 from server.api.staff import get_or_404, session_from_path
+from server.api.streaming import stream_object
 from server.audit import verify_chains
 from server.errors import ApiError
 from server.i18n import both, normalise_language
@@ -36,7 +37,6 @@ from server.models import (
 )
 from server.policy import require
 from server.state import DB, LIVE, SETTINGS, STORE, TRANSCRIPTION
-from storage import ObjectNotFound
 from storage.chain import session_chain, verify_chain
 
 api = ApiRegistry()
@@ -87,52 +87,8 @@ async def recording_media(request: web.Request) -> web.StreamResponse:
                              "recording.not_found")
     if r.object_key is None or r.size is None:
         raise ApiError(404, "recording.not_stored")
-    return await _stream_object(request, r.object_key, r.size, r.sha256 or "",
+    return await stream_object(request, r.object_key, r.size, r.sha256 or "",
                                 f"{r.kind}/webm")
-
-
-async def _stream_object(request: web.Request, key: str, size: int, sha256: str,
-                         content_type: str) -> web.StreamResponse:
-    """A stored object's bytes, with HTTP range requests (players seek with them)."""
-    start, end = _parse_range(request.headers.get("Range"), size)
-    partial = (start, end) != (0, size)
-    resp = web.StreamResponse(status=206 if partial else 200, headers={
-        "Content-Type": content_type,
-        "Accept-Ranges": "bytes",
-        "Content-Length": str(end - start),
-        "ETag": f'"{sha256}"',
-    })
-    if partial:
-        resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    await resp.prepare(request)
-    try:
-        async for chunk in request.app[STORE].iter_chunks(key, start=start, end=end):
-            await resp.write(chunk)
-    except ObjectNotFound:
-        # Headers are gone already; cutting the body short is all that is left.
-        if request.transport is not None:
-            request.transport.close()
-        return resp
-    await resp.write_eof()
-    return resp
-
-
-def _parse_range(header: str | None, size: int) -> tuple[int, int]:
-    """``bytes=a-b`` (one range) as a half-open (start, end); whole file otherwise."""
-    if not header or not header.startswith("bytes=") or "," in header:
-        return 0, size
-    first, _, last = header[6:].strip().partition("-")
-    try:
-        if first == "":
-            start, end = max(0, size - int(last)), size
-        else:
-            start = int(first)
-            end = min(size, int(last) + 1) if last else size
-    except ValueError:
-        return 0, size
-    if start >= end or start >= size:
-        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
-    return start, end
 
 
 @api.route("GET", "/api/sessions/{session_id}/transcript", summary="A session's "
@@ -418,4 +374,4 @@ async def composite_media(request: web.Request) -> web.StreamResponse:
     c = await _latest_composite(request)
     if c is None or c.object_key is None or c.size is None:
         raise ApiError(404, "composite.not_ready")
-    return await _stream_object(request, c.object_key, c.size, c.sha256 or "", "video/webm")
+    return await stream_object(request, c.object_key, c.size, c.sha256 or "", "video/webm")

@@ -26,6 +26,17 @@ export async function api(method, path, body) {
   return data;
 }
 
+/** Upload a multipart form (a file and its fields); JSON answer as with `api`. */
+export async function upload(path, form) {
+  const resp = await fetch(path, {
+    method: "POST", credentials: "same-origin", body: form,
+    headers: { Accept: "application/json", "X-CSRF-Token": sessionStorage.getItem(CSRF_KEY) || "" },
+  });
+  const data = resp.headers.get("Content-Type")?.includes("json") ? await resp.json() : null;
+  if (!resp.ok) throw new ApiError(resp.status, data);
+  return data;
+}
+
 /** The logged-in user (refreshing the CSRF token), or null. */
 export async function currentUser() {
   try {

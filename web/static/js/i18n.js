@@ -17,6 +17,15 @@ export function formatTime(iso) {
   return iso ? timeFormat.format(new Date(iso)) : "";
 }
 
+const dayFormat = new Intl.DateTimeFormat(lang === "vi" ? "vi-VN" : "en-GB", {
+  timeZone: "Asia/Ho_Chi_Minh", day: "2-digit", month: "2-digit", year: "numeric",
+});
+
+/** An ISO time's day (dd/mm/yyyy, Vietnam time); a dash when there is none. */
+export function formatDay(iso) {
+  return iso ? dayFormat.format(new Date(iso)) : "—";
+}
+
 /** Seconds as H:MM:SS. */
 export function formatOffset(seconds) {
   const s = Math.max(0, Math.floor(seconds));

@@ -1,6 +1,6 @@
 // A session's evidence page: participants and join links, recordings, transcript, audit.
 import { api, currentUser } from "./api.js";
-import { el, formatOffset, formatTime, t } from "./i18n.js";
+import { el, formatDay, formatOffset, formatTime, t } from "./i18n.js";
 
 const $ = (sel) => document.querySelector(sel);
 const sessionId = $("#session-head").dataset.sessionId;
@@ -144,7 +144,7 @@ async function loadPackages() {
   const list = await api("GET", `/api/sessions/${sessionId}/packages`).catch(() => []);
   $("#packages").replaceChildren(...list.map((p) => el("tr", { dataset: { packageId: p.id } },
     el("td", {}, formatTime(p.created_at)), el("td", {}, el("code", {}, p.merkle_root)),
-    el("td", {}, `${(p.size / 1e6).toFixed(1)} MB`),
+    el("td", {}, `${(p.size / 1e6).toFixed(1)} MB`), el("td", {}, formatDay(p.retain_until)),
     el("td", {}, el("a", { href: p.download_url }, t("package.download")), " ",
       el("button", { type: "button", class: "small", dataset: { verify: p.id }, onclick: () => verifyPackage(p.id) },
         t("package.verify"))))));

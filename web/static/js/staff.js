@@ -1,6 +1,6 @@
 // Staff workspace: login, dossiers, and the sessions of the selected dossier.
-import { api, currentUser, setCsrf } from "./api.js";
-import { el, formatTime, t } from "./i18n.js";
+import { api, currentUser, setCsrf, upload } from "./api.js";
+import { el, formatDay, formatTime, t } from "./i18n.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -39,7 +39,60 @@ async function selectDossier(d) {
     el("span", { class: "hint" },
       ` ${t("kind." + s.kind)} · ${t("status." + s.status)} · ${formatTime(s.scheduled_at || s.created_at)}`))));
   if (!sessions.length) list.append(el("li", { class: "hint" }, t("common.none")));
+  await Promise.all([loadDocuments(), loadDossierPackages(), loadRetention()]);
 }
+
+/** The dossier's evidence items (minh chứng), by code; a click opens one (logged). */
+async function loadDocuments() {
+  const docs = await api("GET", `/api/dossiers/${currentDossier.id}/documents`).catch(() => []);
+  $("#documents").replaceChildren(...docs.map((d) => el("tr", { dataset: { documentId: d.id } },
+    el("td", {}, d.code),
+    el("td", {}, d.title, d.description ? el("div", { class: "hint" }, d.description) : ""),
+    el("td", {}, d.content_url ? el("a", { href: d.content_url, target: "_blank", rel: "noopener" }, d.filename)
+      : el("span", { class: "hint" }, t("document.deleted_short"))),
+    el("td", {}, `${(d.size / 1e6).toFixed(2)} MB`),
+    el("td", {}, formatDay(d.retain_until)))));
+  if (!docs.length) $("#documents").append(el("tr", {}, el("td", { colspan: "5", class: "hint" }, t("common.none"))));
+}
+
+async function loadDossierPackages() {
+  const list = await api("GET", `/api/dossiers/${currentDossier.id}/packages`).catch(() => []);
+  $("#dossier-packages").replaceChildren(...list.map((p) => el("li", { dataset: { packageId: p.id } },
+    el("a", { href: p.download_url }, t("package.download")),
+    el("span", { class: "hint" }, ` ${formatTime(p.created_at)} · ${t("package.root")}: `),
+    el("code", {}, p.merkle_root),
+    el("span", { class: "hint" }, ` · ${t("retention.until")}: ${formatDay(p.retain_until)}`))));
+}
+
+/** What the store says of the dossier's objects: how many, kept until when, on hold. */
+async function loadRetention() {
+  const out = $("#retention-summary");
+  try {
+    const r = await api("GET", `/api/dossiers/${currentDossier.id}/retention`);
+    out.textContent = t("retention.summary", {
+      objects: r.objects.length, years: r.retention_years,
+      earliest: formatDay(r.earliest), latest: formatDay(r.latest),
+    }) + (r.legal_hold ? ` ${t("retention.on_hold")}` : "");
+  } catch (err) { out.textContent = err.status === 403 ? "" : err.message; }
+}
+
+$("#document-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    await upload(`/api/dossiers/${currentDossier.id}/documents`, new FormData(ev.target));
+    ev.target.reset();
+    formError(ev.target, null);
+    await Promise.all([loadDocuments(), loadRetention()]);
+  } catch (err) { formError(ev.target, err); }
+});
+
+$("#dossier-package-make").addEventListener("click", async () => {
+  $("#dossier-package-error").textContent = "";
+  try {
+    await api("POST", `/api/dossiers/${currentDossier.id}/packages`);
+    await Promise.all([loadDossierPackages(), loadRetention()]);
+  } catch (err) { $("#dossier-package-error").textContent = err.message; }
+});
 
 $("#login-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
