@@ -21,7 +21,7 @@ from aiohttp import BodyPartReader, web
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from server import audit
+from server.access import log_access
 from server.api.framework import ApiRegistry
 from server.api.staff import get_or_404
 from server.api.streaming import stream_object
@@ -161,11 +161,8 @@ async def document_content(request: web.Request) -> web.StreamResponse:
                                "document.not_found")
         if doc.deleted_at is not None:
             raise ApiError(410, "document.deleted")
-        if "Range" not in request.headers or request.headers["Range"].startswith("bytes=0-"):
-            # One event per opening, not per range request of the same viewing.
-            audit.record(s, "access.viewed", actor=who.actor, dossier_id=doc.dossier_id,
-                         data={"what": "document", "document": doc.id, "code": doc.code})
-            await s.commit()
+    await log_access(request, who, "viewed", dossier_id=doc.dossier_id, session_id=None,
+                     what="document", document=doc.id, code=doc.code, sha256=doc.sha256)
     return await stream_object(request, doc.object_key, doc.size, doc.sha256,
                                doc.content_type, {
                                    "X-Content-SHA256": doc.sha256,

@@ -6,6 +6,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from server import audit, reports
+from server.access import log_access
 from server.api.framework import ApiRegistry
 from server.api.schemas import (
     AuditEventOut,
@@ -81,12 +82,15 @@ async def list_segments(request: web.Request) -> list[SegmentOut]:
            "(WebM; HTTP range requests supported)", response=None,
            response_content_type="video/webm")
 async def recording_media(request: web.Request) -> web.StreamResponse:
-    require(request, "recording.read")
+    who = require(request, "recording.read")
     async with request.app[DB].session() as s:
         r = await get_or_404(s, Recording, request.match_info["recording_id"],
                              "recording.not_found")
-    if r.object_key is None or r.size is None:
+        m = await s.get(MeetingSession, r.session_id)
+    if r.object_key is None or r.size is None or m is None:
         raise ApiError(404, "recording.not_stored")
+    await log_access(request, who, "viewed", dossier_id=m.dossier_id, session_id=m.id,
+                     what="recording", recording=r.id, sha256=r.sha256 or "")
     return await stream_object(request, r.object_key, r.size, r.sha256 or "",
                                 f"{r.kind}/webm")
 
@@ -141,7 +145,7 @@ EXPORT_TYPES = {"srt": "application/x-subrip", "txt": "text/plain",
 
 async def _export(request: web.Request, name: str, fmt: str) -> web.Response:
     """A stored export of the session's latest finished transcript."""
-    require(request, "transcript.read")
+    who = require(request, "transcript.read")
     async with request.app[DB].session() as s:
         m = await session_from_path(s, request)
         t = (await s.execute(
@@ -149,9 +153,11 @@ async def _export(request: web.Request, name: str, fmt: str) -> web.Response:
             .order_by(Transcript.created_at.desc()).limit(1)
         )).scalar_one_or_none()
     entry = (t.exports or {}).get(name) if t is not None else None
-    if entry is None:
+    if t is None or entry is None:
         raise ApiError(404, "transcript.not_ready")
     data = await request.app[STORE].get_bytes(entry["key"])
+    await log_access(request, who, "downloaded", dossier_id=m.dossier_id, session_id=m.id,
+                     what=f"transcript.{name}", transcript=t.id, sha256=entry["sha256"])
     binary = fmt in ("docx", "pdf")
     return web.Response(body=data, content_type=EXPORT_TYPES[fmt],
                         charset=None if binary else "utf-8",
@@ -238,7 +244,7 @@ async def get_transcript_json(request: web.Request) -> web.Response:
 
 
 async def _stored_transcript(request: web.Request, fmt: str, content_type: str) -> web.Response:
-    require(request, "transcript.read")
+    who = require(request, "transcript.read")
     async with request.app[DB].session() as s:
         m = await session_from_path(s, request)
         t = (await s.execute(
@@ -246,9 +252,11 @@ async def _stored_transcript(request: web.Request, fmt: str, content_type: str) 
             .order_by(Transcript.created_at.desc()).limit(1)
         )).scalar_one_or_none()
     key = None if t is None else (t.vtt_key if fmt == "vtt" else t.json_key)
-    if key is None:
+    if t is None or key is None:
         raise ApiError(404, "transcript.not_ready")
     data = await request.app[STORE].get_bytes(key)
+    await log_access(request, who, "viewed", dossier_id=m.dossier_id, session_id=m.id,
+                     what=f"transcript.{fmt}", transcript=t.id)
     return web.Response(body=data, content_type=content_type, charset="utf-8")
 
 
@@ -309,7 +317,7 @@ async def attendance_pdf(request: web.Request) -> web.Response:
 
 async def _attendance(request: web.Request, fmt: str) -> web.Response:
     """An ended session's stored report (with its SHA-256), else one made now."""
-    require(request, "attendance.read")
+    who = require(request, "attendance.read")
     lang = normalise_language(request.query.get("lang"), request.app[SETTINGS].ui_language)
     async with request.app[DB].session() as s:
         m = await session_from_path(s, request)
@@ -322,6 +330,9 @@ async def _attendance(request: web.Request, fmt: str) -> web.Response:
         report = await reports.build_attendance(request.app[DB], m.id, lang)
         assert report is not None
         data = await reports.render(report, fmt)
+    await log_access(request, who, "downloaded", dossier_id=m.dossier_id, session_id=m.id,
+                     what=f"attendance.{fmt}", language=lang,
+                     report=stored.id if stored is not None else "")
     return web.Response(body=data, content_type=reports.FORMATS[fmt],
                         charset=None if fmt == "pdf" else "utf-8", headers=headers)
 
@@ -370,8 +381,13 @@ async def get_composite(request: web.Request) -> CompositeOut:
            "bytes (WebM VP8/Opus; HTTP range requests supported)", response=None,
            response_content_type="video/webm")
 async def composite_media(request: web.Request) -> web.StreamResponse:
-    require(request, "recording.read")
+    who = require(request, "recording.read")
     c = await _latest_composite(request)
     if c is None or c.object_key is None or c.size is None:
         raise ApiError(404, "composite.not_ready")
+    async with request.app[DB].session() as s:
+        m = await s.get(MeetingSession, c.session_id)
+        assert m is not None
+    await log_access(request, who, "viewed", dossier_id=m.dossier_id, session_id=m.id,
+                     what="composite", composite=c.id, sha256=c.sha256 or "")
     return await stream_object(request, c.object_key, c.size, c.sha256 or "", "video/webm")
