@@ -4,9 +4,13 @@ Archivists type "kiem dinh" and mean "kiểm định". :func:`fold` is the one f
 stored lines and the query are compared in: Unicode NFD with the combining marks
 removed, "đ"/"Đ" (a letter of its own, not a d with a mark) as "d", lowercase, spaces
 collapsed. Each transcript line keeps its folded text (``transcript_segments.folded``),
-and a search is a substring match on it, on SQLite and PostgreSQL alike — no extension,
-tokenizer or dictionary to install, and every word matches wherever it appears, as a
-prefix too ("kiem" finds "kiểm định" and "kiểm tra").
+and a search is a substring match on it, on SQLite and PostgreSQL alike — every word
+matches wherever it appears, as a prefix too ("kiem" finds "kiểm định" and "kiểm tra").
+
+An index makes it fast (migration 0015): on SQLite an FTS5 table with the trigram
+tokenizer over the folded text (:data:`FTS_TABLE`), which narrows each word of three
+letters or more to the lines holding it before the substring match; on PostgreSQL a
+pg_trgm GIN index, which serves the LIKE match itself.
 """
 
 from __future__ import annotations
@@ -15,14 +19,15 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Integer, select, text
 
 from server.database import Database
 from server.models import Dossier, MeetingSession, Participant, Transcript, TranscriptSegment
 
-__all__ = ["Hit", "fold", "search_lines"]
+__all__ = ["FTS_TABLE", "Hit", "fold", "search_lines"]
 
 MAX_HITS = 100
+FTS_TABLE = "transcript_folded_fts"  # SQLite only; its shadow tables share the prefix
 
 
 def fold(text: str) -> str:
@@ -71,8 +76,14 @@ async def search_lines(db: Database, q: str, *, dossier_id: str | None = None,
             .join(Dossier, Dossier.id == MeetingSession.dossier_id)
             .join(Participant, Participant.id == TranscriptSegment.participant_id)
             .where(Transcript.id == newest))
-    for word in words:
+    fts = db.engine.dialect.name == "sqlite"
+    for n, word in enumerate(words):
         stmt = stmt.where(TranscriptSegment.folded.like(_like(word), escape="\\"))
+        if fts and len(word) >= 3:  # a trigram needs three letters
+            phrase = '"' + word.replace('"', '""') + '"'
+            indexed = (text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :w{n}")
+                       .bindparams(**{f"w{n}": phrase}).columns(rowid=Integer))
+            stmt = stmt.where(TranscriptSegment.id.in_(indexed))
     if dossier_id:
         stmt = stmt.where(MeetingSession.dossier_id == dossier_id)
     if kind:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import async_playwright
+from sqlalchemy import delete, text
 
 from server.models import Transcript, TranscriptSegment
-from server.search import fold
+from server.search import FTS_TABLE, fold, search_lines
 from server.state import COMPOSITE, DB
 from tests.conftest import Running, make_settings, make_staff, start_app
 from tests.test_e2e_browser import chromium_args
@@ -69,6 +70,50 @@ async def test_search_api(running: Running) -> None:
     reviewer = await make_staff(r, "reviewer1", "reviewer")
     resp = await r.client.get("/api/search?q=kiem", headers={"Authorization": f"Bearer {reviewer}"})
     assert resp.status == 403
+
+
+async def test_the_index_finds_what_the_scan_finds_and_follows_deletes(
+        running_db: Running) -> None:
+    """Many lines on SQLite (FTS5 trigram) and PostgreSQL (pg_trgm): the indexed search
+    returns exactly the lines a plain substring check does; lines a resumed job deletes
+    are gone from the index too. On SQLite the plan goes through the FTS table."""
+    r = running_db
+    sid = await new_session(r, start=False)
+    who = await invite(r, sid, "Lê Văn Cường", "member")
+    words = ["kiểm định", "chất lượng", "tự đánh giá", "minh chứng", "hội đồng", "đạt",
+             "tiêu chí", "Đảm bảo", "khảo sát", "cơ sở"]
+    texts = [" ".join(words[(i * 7 + k) % len(words)] for k in range(1 + i % 4))
+             for i in range(400)]
+    async with r.app[DB].session() as s:
+        t = Transcript(session_id=sid, status="done", language="vi", model="stand-in")
+        s.add(t)
+        await s.flush()
+        for seq, line in enumerate(texts):
+            s.add(TranscriptSegment(transcript_id=t.id, seq=seq, participant_id=who.id,
+                                    start_s=float(seq), end_s=seq + 0.5, text=line,
+                                    folded=fold(line)))
+        await s.commit()
+    for q in ("kiem dinh", "dat", "tieu chi chat", "dam bao co so", "minh", "xyz"):
+        got = [h.text for h in await search_lines(r.app[DB], q, limit=1000)]
+        want = [x for x in texts if all(w in fold(x) for w in fold(q).split())]
+        assert got == want, q
+    async with r.app[DB].session() as s:
+        await s.execute(delete(TranscriptSegment).where(TranscriptSegment.seq < 200))
+        await s.commit()
+    got = [h.text for h in await search_lines(r.app[DB], "kiem dinh", limit=1000)]
+    assert got == [x for x in texts[200:] if "kiem dinh" in fold(x)]
+    if r.app[DB].engine.dialect.name == "sqlite":
+        async with r.app[DB].engine.connect() as conn:
+            plan = (await conn.execute(text(
+                f"EXPLAIN QUERY PLAN SELECT rowid FROM {FTS_TABLE} "
+                f"WHERE {FTS_TABLE} MATCH '\"kiem\"'"))).all()
+        assert any("VIRTUAL TABLE INDEX" in str(row) for row in plan), plan
+    else:
+        async with r.app[DB].engine.connect() as conn:
+            found = (await conn.execute(text(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'transcript_segments'"
+            ))).scalars().all()
+        assert "ix_transcript_segments_folded_trgm" in found, found
 
 
 @pytest.mark.browser
