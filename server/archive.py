@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,10 +57,21 @@ from server.models import (
     utcnow,
 )
 from storage import ObjectStore, session_prefix, sha256_file, validate_key
-from storage.archive import AUDIT_CHAINS, AUDIT_EVENTS, make_package, zip_package
+from storage.archive import (
+    AUDIT_CHAINS,
+    AUDIT_EVENTS,
+    add_tag_file,
+    make_package,
+    zip_package,
+)
 from storage.chain import dossier_chain, format_time, session_chain
+from storage.timestamp import TOKEN_FILE, TimestampCheck, TimestampError, check_token
 
-__all__ = ["ArchiveError", "build_dossier_package", "build_session_package"]
+__all__ = ["ArchiveError", "Stamper", "build_dossier_package", "build_session_package"]
+
+log = logging.getLogger(__name__)
+# Given a package's Merkle root, an RFC 3161 token for it (server.tsa.stamp, bound to a TSA).
+Stamper = Callable[[str], Awaitable[bytes]]
 
 
 class ArchiveError(Exception):
@@ -175,7 +188,7 @@ async def _chain_events(s: Any, chain: str) -> tuple[list[AuditEvent], AuditChai
 
 
 async def build_session_package(db: Database, store: ObjectStore, session_id: str, *,
-                                actor: str) -> ArchivePackage:
+                                actor: str, stamper: Stamper | None = None) -> ArchivePackage:
     """Make, store and record the package of ``session_id`` (which must have ended).
 
     Raises:
@@ -197,11 +210,12 @@ async def build_session_package(db: Database, store: ObjectStore, session_id: st
     return await _seal(db, store, f"hoidong-session-{m.id}", parts.items,
                        {"session.json": parts.metadata},
                        [(parts.chain, parts.events, parts.head)], info, dossier_id=dossier.id,
-                       session_id=m.id, prefix=session_prefix(dossier.id, m.id), actor=actor)
+                       session_id=m.id, prefix=session_prefix(dossier.id, m.id), actor=actor,
+                       stamper=stamper)
 
 
 async def build_dossier_package(db: Database, store: ObjectStore, dossier_id: str, *,
-                                actor: str) -> ArchivePackage:
+                                actor: str, stamper: Stamper | None = None) -> ArchivePackage:
     """Make, store and record the package of a whole dossier: its documents (minh
     chứng), every ended session's evidence under ``sessions/<id>/``, the dossier's own
     audit chain and every included session's. Sessions not ended yet are listed in
@@ -254,7 +268,7 @@ async def build_dossier_package(db: Database, store: ObjectStore, dossier_id: st
             "Hoidong-Documents": str(len(documents)), "Hoidong-Sessions": str(len(included))}
     return await _seal(db, store, f"hoidong-dossier-{dossier.id}", items, texts, chains,
                        info, dossier_id=dossier.id, session_id=None,
-                       prefix=f"dossiers/{dossier.id}/", actor=actor)
+                       prefix=f"dossiers/{dossier.id}/", actor=actor, stamper=stamper)
 
 
 def _stored_name(d: DossierDocument) -> str:
@@ -265,9 +279,11 @@ async def _seal(db: Database, store: ObjectStore, name: str, items: list[_Item],
                 texts: dict[str, Any],
                 chains: list[tuple[str, list[AuditEvent], AuditChain | None]],
                 info: dict[str, str], *, dossier_id: str, session_id: str | None,
-                prefix: str, actor: str) -> ArchivePackage:
+                prefix: str, actor: str, stamper: Stamper | None) -> ArchivePackage:
     """Fetch and check every item, write the texts and the audit chains, make the bag,
-    zip it, store it under ``prefix``packages/ and record it."""
+    have its root time-stamped (``stamper``, if any: a TSA that fails leaves the package
+    without a stamp, and the record says why), zip it, store it under
+    ``prefix``packages/ and record it."""
     event_lines = [json.dumps({**audit.hashed_fields(e), "hash": e.hash, "id": e.id},
                               ensure_ascii=False) for _, events, _ in chains for e in events]
     heads = {chain: {"seq": head.seq, "head": head.head}
@@ -300,11 +316,25 @@ async def _seal(db: Database, store: ObjectStore, name: str, items: list[_Item],
         await asyncio.to_thread(write_texts)
         root = await asyncio.to_thread(make_package, folder, info)
         files = len(items) + len(texts) + 2
+        stamped: TimestampCheck | None = None
+        stamp_note: dict[str, str] = {}
+        if stamper is not None:
+            try:
+                token = await stamper(root)
+                stamped = check_token(token, root)
+                await asyncio.to_thread(add_tag_file, folder, TOKEN_FILE, token)
+                stamp_note = {"at": format_time(stamped.gen_time), "tsa": stamped.tsa}
+            except TimestampError as exc:
+                log.warning("package of %s made without a time-stamp: %s",
+                            session_id or dossier_id, exc)
+                stamp_note = {"failed": exc.code, "why": str(exc)[:300]}
         zipped = Path(tmp) / f"{folder.name}.zip"
         await asyncio.to_thread(zip_package, folder, zipped)
         package = ArchivePackage(id=new_id(), dossier_id=dossier_id, session_id=session_id,
                                  object_key="", sha256="", size=0, merkle_root=root,
-                                 files=files, created_by=actor)
+                                 files=files, created_by=actor,
+                                 timestamped_at=stamped.gen_time if stamped else None,
+                                 timestamp_tsa=stamped.tsa[:500] if stamped else None)
         key = validate_key(f"{prefix}packages/{package.id}.zip")
         obj = await store.put_file(key, zipped, "application/zip")
     package.object_key, package.sha256, package.size = key, obj.sha256, obj.size
@@ -313,6 +343,8 @@ async def _seal(db: Database, store: ObjectStore, name: str, items: list[_Item],
         audit.record(s, "package.created", actor=actor, dossier_id=dossier_id,
                      session_id=session_id, data={"package": package.id, "key": key,
                                                   "sha256": obj.sha256, "size": obj.size,
-                                                  "merkle_root": root, "files": files})
+                                                  "merkle_root": root, "files": files,
+                                                  **({"timestamp": stamp_note}
+                                                     if stamp_note else {})})
         await s.commit()
     return package

@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "directory or zip): every hash, the audit chain, the Merkle root; "
                             "exit 0 if whole, 1 if not, 2 if it cannot be checked")
     verify.add_argument("package", type=Path, help="the package (.zip) or bag directory")
+    verify.add_argument("--tsa-cert", type=Path, action="append", default=None,
+                        help="a trusted time-stamping authority certificate (PEM); the "
+                        "package's time-stamp must be signed by it or one it issued "
+                        "(repeatable; without it the stamp's signature is still checked)")
     verify.add_argument("--lang", default="both", choices=["vi", "en", "both"],
                         help="language of the report (default: Vietnamese and English)")
 
@@ -107,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{info.env:32} {info.default or '(empty)':24} {info.help}")
         return 0
     if args.command == "verify":
-        return _verify_package(args.package, args.lang)
+        return _verify_package(args.package, args.lang, args.tsa_cert)
     try:
         settings = settings_from(args)
     except SettingsError as exc:
@@ -253,7 +257,7 @@ async def _create_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify_package(path: Path, lang: str) -> int:
+def _verify_package(path: Path, lang: str, tsa_certs: list[Path] | None = None) -> int:
     """``hoidong verify``: needs no settings, database or network."""
     from server.i18n import t
     from storage.archive import PackageError, verify_package
@@ -264,8 +268,17 @@ def _verify_package(path: Path, lang: str) -> int:
         for code in langs:
             print(t(key, code, params))
 
+    anchors = None
+    if tsa_certs:
+        from cryptography import x509
+
+        try:
+            anchors = [x509.load_pem_x509_certificate(p.read_bytes()) for p in tsa_certs]
+        except (OSError, ValueError) as exc:
+            say("verify.bad_certificate", {"error": str(exc)[:200]})
+            return 2
     try:
-        report = verify_package(path)
+        report = verify_package(path, anchors)
     except PackageError as exc:
         say("verify.cannot_check", {"path": str(path)})
         say(exc.code, dict(exc.params))
@@ -277,6 +290,9 @@ def _verify_package(path: Path, lang: str) -> int:
     say("verify.summary", {"path": str(path), "files": report.files,
                            "mb": f"{report.bytes / 1e6:.1f}", "chains": report.chains,
                            "events": report.events, "root": report.merkle_root})
+    if report.timestamp is not None:
+        say("verify.timestamp", {"at": report.timestamp.gen_time.isoformat(),
+                                 "tsa": report.timestamp.tsa})
     if report.ok:
         say("verify.ok")
         return 0

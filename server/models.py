@@ -473,6 +473,9 @@ class ArchivePackage(Base):
     files: Mapped[int] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(100), default="system")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # An RFC 3161 stamp of the root (storage.timestamp): the TSA's time and name.
+    timestamped_at: Mapped[datetime | None] = mapped_column(default=None)
+    timestamp_tsa: Mapped[str | None] = mapped_column(String(500), default=None)
 
 
 class DossierDocument(Base):

@@ -168,6 +168,15 @@ class Settings:
         "object compliance-mode retention: the storage server itself refuses to delete "
         "or overwrite it before its date. Only a new bucket can get it.",
     )
+    tsa_url: str = _setting(
+        "",
+        "An RFC 3161 time-stamping authority (URL): each archive package's Merkle root is "
+        "stamped by it and the token kept in the package (empty: no time-stamps).",
+    )
+    tsa_timeout_s: float = _setting(
+        10.0, "Seconds to wait for the time-stamping authority before a package is made "
+        "without a stamp (the failure is recorded).",
+    )
     document_max_mb: float = _setting(
         200.0,
         "Largest dossier document (minh chứng) an upload may carry, in MiB; a larger one is "

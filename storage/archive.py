@@ -24,9 +24,13 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from storage.chain import verify_chain
+from storage.timestamp import TOKEN_FILE, TimestampCheck, TimestampError, check_token
+
+if TYPE_CHECKING:
+    from cryptography import x509
 from storage.merkle import merkle_root
 
 __all__ = ["AUDIT_CHAINS", "AUDIT_EVENTS", "MERKLE_FIELD", "PackageError", "PackageReport",
@@ -72,6 +76,7 @@ class PackageReport:
     events: int = 0
     info: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    timestamp: TimestampCheck | None = None  # an RFC 3161 stamp of the root, checked
 
     @property
     def ok(self) -> bool:
@@ -106,6 +111,15 @@ def make_package(folder: Path, info: Mapping[str, str]) -> str:
     return root
 
 
+def add_tag_file(folder: Path, name: str, data: bytes) -> None:
+    """Put the tag file ``name`` (outside the payload, e.g. the root's time-stamp token)
+    into the bag ``folder`` and cover it by the tag manifest. Blocking."""
+    import bagit
+
+    (folder / name).write_bytes(data)
+    bagit.Bag(str(folder)).save()  # the tag manifest is rewritten over every tag file
+
+
 def zip_package(folder: Path, out: Path) -> None:
     """Zip the bag ``folder`` into ``out`` (stored, not deflated: media does not
     compress), entries under the folder's name. Blocking."""
@@ -115,19 +129,22 @@ def zip_package(folder: Path, out: Path) -> None:
                 z.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
 
 
-def verify_package(path: Path) -> PackageReport:
+def verify_package(path: Path, anchors: list[x509.Certificate] | None = None
+                   ) -> PackageReport:
     """Check the package at ``path`` (bag directory or zip). Problems are listed in the
     report, first found first; raises :class:`PackageError` only when there is nothing
     that can be checked. A zip is read in place — never unpacked to disk — after its
-    names and sizes pass the safety checks. Blocking (hashes every file)."""
+    names and sizes pass the safety checks. A time-stamp of the root, if the bag has
+    one, is checked too (against ``anchors``, trusted TSA certificates, when given).
+    Blocking (hashes every file)."""
     if path.is_dir():
-        return _verify(_DirSource(path))
+        return _verify(_DirSource(path), anchors)
     if not path.is_file():
         raise PackageError("package.no_such_file", f"{path} does not exist", path=str(path))
     if not zipfile.is_zipfile(path):
         raise PackageError("package.not_a_bag", f"{path} is neither a bag nor a zip")
     with zipfile.ZipFile(path) as z:
-        return _verify(_ZipSource(z))
+        return _verify(_ZipSource(z), anchors)
 
 
 class _DirSource:
@@ -210,7 +227,8 @@ def _bag_info(text: str) -> dict[str, str]:
     return info
 
 
-def _verify(src: _DirSource | _ZipSource) -> PackageReport:
+def _verify(src: _DirSource | _ZipSource, anchors: list[x509.Certificate] | None
+            ) -> PackageReport:
     files = src.files()
     if "bagit.txt" not in files:
         raise PackageError("package.not_a_bag", "no bagit.txt")
@@ -239,7 +257,22 @@ def _verify(src: _DirSource | _ZipSource) -> PackageReport:
         report.problems.append(Problem("package.merkle_mismatch", {
             "recorded": report.recorded_root or "-", "computed": report.merkle_root}))
     _check_audit(src, files, report)
+    if TOKEN_FILE in files:
+        _check_timestamp(src, files, report, anchors)
     return report
+
+
+def _check_timestamp(src: _DirSource | _ZipSource, files: dict[str, int],
+                     report: PackageReport, anchors: list[x509.Certificate] | None) -> None:
+    if files[TOKEN_FILE] > 1 << 20:
+        report.problems.append(Problem("timestamp.bad_token", {"path": TOKEN_FILE}))
+        return
+    with src.open(TOKEN_FILE) as f:
+        token = f.read()
+    try:
+        report.timestamp = check_token(token, report.recorded_root, anchors)
+    except TimestampError as exc:
+        report.problems.append(Problem(exc.code, {"path": TOKEN_FILE}))
 
 
 def _check_manifest(src: _DirSource | _ZipSource, files: dict[str, int], manifest: str,

@@ -18,7 +18,12 @@ from server import audit
 from server.api.framework import ApiRegistry
 from server.api.schemas import Strict
 from server.api.staff import get_or_404, session_from_path
-from server.archive import ArchiveError, build_dossier_package, build_session_package
+from server.archive import (
+    ArchiveError,
+    Stamper,
+    build_dossier_package,
+    build_session_package,
+)
 from server.errors import ApiError
 from server.i18n import both
 from server.models import ArchivePackage, Dossier, SessionKind, utcnow
@@ -27,6 +32,7 @@ from server.retention import delete_expired, overview, retain_until
 from server.search import search_lines
 from server.settings import Settings
 from server.state import DB, SETTINGS, STORE
+from server.tsa import stamp
 from storage.archive import PackageError, verify_package
 
 api = ApiRegistry()
@@ -43,6 +49,8 @@ class PackageOut(BaseModel):
     created_by: str
     created_at: datetime
     retain_until: datetime | None
+    timestamped_at: datetime | None
+    timestamp_tsa: str | None
     download_url: str
 
 
@@ -62,6 +70,8 @@ class PackageCheckOut(BaseModel):
     bytes: int
     chains: int
     events: int
+    timestamped_at: datetime | None
+    timestamp_tsa: str | None
     problems: list[ProblemOut]
 
 
@@ -70,7 +80,20 @@ def package_out(p: ArchivePackage, settings: Settings) -> PackageOut:
                       sha256=p.sha256, size=p.size, merkle_root=p.merkle_root, files=p.files,
                       created_by=p.created_by, created_at=p.created_at,
                       retain_until=retain_until(p.created_at, settings.retention_years),
+                      timestamped_at=p.timestamped_at, timestamp_tsa=p.timestamp_tsa,
                       download_url=f"/api/packages/{p.id}/download")
+
+
+def stamper_for(settings: Settings) -> Stamper | None:
+    """The configured TSA as a :data:`server.archive.Stamper`, or None."""
+    if not settings.tsa_url:
+        return None
+    url, timeout_s = settings.tsa_url, settings.tsa_timeout_s
+
+    async def stamper(root: str) -> bytes:
+        return await stamp(url, root, timeout_s=timeout_s)
+
+    return stamper
 
 
 @api.route("POST", "/api/sessions/{session_id}/packages", summary="Make the session's "
@@ -82,7 +105,8 @@ async def create_package(request: web.Request) -> PackageOut:
         m = await session_from_path(s, request)
     try:
         package = await build_session_package(request.app[DB], request.app[STORE], m.id,
-                                              actor=who.actor)
+                                              actor=who.actor,
+                                              stamper=stamper_for(request.app[SETTINGS]))
     except ArchiveError as exc:
         raise ApiError(409, exc.code, dict(exc.params)) from exc
     return package_out(package, request.app[SETTINGS])
@@ -108,7 +132,8 @@ async def create_dossier_package(request: web.Request) -> PackageOut:
         d = await get_or_404(s, Dossier, request.match_info["dossier_id"], "dossier.not_found")
     try:
         package = await build_dossier_package(request.app[DB], request.app[STORE], d.id,
-                                              actor=who.actor)
+                                              actor=who.actor,
+                                              stamper=stamper_for(request.app[SETTINGS]))
     except ArchiveError as exc:
         raise ApiError(409, exc.code, dict(exc.params)) from exc
     return package_out(package, request.app[SETTINGS])
@@ -238,7 +263,9 @@ async def check_package(request: web.Request) -> PackageCheckOut:
         package_id=p.id, ok=report.ok and report.merkle_root == p.merkle_root,
         merkle_root=report.merkle_root, recorded_root=report.recorded_root,
         root_matches_database=report.merkle_root == p.merkle_root, files=report.files,
-        bytes=report.bytes, chains=report.chains, events=report.events, problems=problems)
+        bytes=report.bytes, chains=report.chains, events=report.events,
+        timestamped_at=report.timestamp.gen_time if report.timestamp else None,
+        timestamp_tsa=report.timestamp.tsa if report.timestamp else None, problems=problems)
 
 
 # -- the archivist's search and views -------------------------------------------------
