@@ -48,6 +48,9 @@ from server.models import (
     Dossier,
     DossierDocument,
     MeetingSession,
+    MinutesFinal,
+    MinutesResponse,
+    MinutesVersion,
     Participant,
     Recording,
     SessionReport,
@@ -129,8 +132,16 @@ async def _session_parts(db: Database, m: MeetingSession, dossier: Dossier, pref
             SessionReport.session_id == m.id))).scalars())
         chain = session_chain(m.id)
         events, head = await _chain_events(s, chain)
+        final = await s.get(MinutesFinal, m.id)
+        versions = list((await s.execute(select(MinutesVersion).where(
+            MinutesVersion.session_id == m.id).order_by(MinutesVersion.number))).scalars())
+        responses = list((await s.execute(select(MinutesResponse).where(
+            MinutesResponse.session_id == m.id).order_by(MinutesResponse.created_at))).scalars())
 
     items: list[_Item] = []
+    if final is not None:
+        items.append(_Item(final.pdf_key, final.pdf_sha256, f"{prefix}minutes/minutes.pdf"))
+        items.append(_Item(final.docx_key, final.docx_sha256, f"{prefix}minutes/minutes.docx"))
     for r in recordings:
         assert r.object_key is not None
         items.append(_Item(r.object_key, r.sha256,
@@ -171,6 +182,18 @@ async def _session_parts(db: Database, m: MeetingSession, dossier: Dossier, pref
                           "consent_language": p.consent_language,
                           "admitted_at": _iso(p.admitted_at),
                           "removed_at": _iso(p.removed_at)} for p in people],
+        # Every version of the minutes (the text each party saw) and every response.
+        "minutes": {
+            "locked": final is not None,
+            "final_version": final.version_number if final else None,
+            "versions": [{"number": v.number, "sha256": v.sha256, "content": v.content,
+                          "created_by": v.created_by, "created_at": _iso(v.created_at)}
+                         for v in versions],
+            "responses": [{"version": r.version_number, "sha256": r.version_sha256,
+                           "participant_id": r.participant_id, "decision": r.decision,
+                           "comment": r.comment, "at": _iso(r.created_at)}
+                          for r in responses],
+        },
         "packaged_at": format_time(utcnow()),
         "packaged_by": actor,
     }

@@ -36,11 +36,13 @@ class JoinClaims:
 
 def issue(
     secret: str, *, session_id: str, participant_id: str, role: str, now: datetime,
-    lifetime: timedelta,
+    lifetime: timedelta, typ: str = "join",
 ) -> str:
+    """A personal link's token; ``typ`` says what it is for (``join``: the meeting,
+    ``minutes``: agreeing to the minutes) and a token of one kind never opens the other."""
     payload = {
         "iss": ISSUER,
-        "typ": "join",
+        "typ": typ,
         "sub": participant_id,
         "sid": session_id,
         "role": role,
@@ -51,8 +53,10 @@ def issue(
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
-def verify(secret: str, token: str, *, session_id: str | None = None) -> JoinClaims:
-    """Check ``token``; with ``session_id``, also that it belongs to that session."""
+def verify(secret: str, token: str, *, session_id: str | None = None,
+           typ: str = "join") -> JoinClaims:
+    """Check ``token`` (of kind ``typ``); with ``session_id``, also that it belongs to
+    that session."""
     if not token or len(token) > 4096:
         raise JoinTokenError("join.invalid")
     try:
@@ -67,7 +71,7 @@ def verify(secret: str, token: str, *, session_id: str | None = None) -> JoinCla
         raise JoinTokenError("join.expired") from None
     except jwt.PyJWTError:
         raise JoinTokenError("join.invalid") from None
-    if claims.get("typ") != "join" or not all(
+    if claims.get("typ") != typ or not all(
         isinstance(claims.get(k), str) for k in ("sub", "sid", "role")
     ):
         raise JoinTokenError("join.invalid")

@@ -501,3 +501,52 @@ class DossierDocument(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
     deleted_by: Mapped[str | None] = mapped_column(String(100), default=None)
+
+
+class MinutesVersion(Base):
+    """One saved version of a session's minutes (biên bản): plain-text fields
+    (``server.minutes.FIELDS``) and the SHA-256 of their canonical JSON. Never changed;
+    numbered from 1 per session (the unique pair refuses a concurrent second save)."""
+
+    __tablename__ = "minutes_versions"
+    __table_args__ = (UniqueConstraint("session_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MinutesResponse(Base):
+    """A party's answer to one version: ``agree`` or ``comment`` (with text), bound to
+    the version's number and hash. A response to an older version no longer counts."""
+
+    __tablename__ = "minutes_responses"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    version_number: Mapped[int] = mapped_column(Integer)
+    version_sha256: Mapped[str] = mapped_column(String(64))
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    decision: Mapped[str] = mapped_column(String(10))  # agree | comment
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MinutesFinal(Base):
+    """The locked minutes: the version every required party agreed to, and its PDF and
+    DOCX as stored (write-once, hashed)."""
+
+    __tablename__ = "minutes_final"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    version_number: Mapped[int] = mapped_column(Integer)
+    version_sha256: Mapped[str] = mapped_column(String(64))
+    pdf_key: Mapped[str] = mapped_column(String(500))
+    pdf_sha256: Mapped[str] = mapped_column(String(64))
+    docx_key: Mapped[str] = mapped_column(String(500))
+    docx_sha256: Mapped[str] = mapped_column(String(64))
+    locked_at: Mapped[datetime] = mapped_column(default=utcnow)

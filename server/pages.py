@@ -120,3 +120,18 @@ async def join_page(request: web.Request) -> web.Response:
         consent_keys=CONSENT_KEYS,
         consented=participant.consent_at is not None,
     )
+
+
+async def minutes_page(request: web.Request) -> web.Response:
+    """A party's page for agreeing to the minutes (the personal link is the credential;
+    a forged, expired or other-session link gets an error page, nothing else)."""
+    session_id = request.match_info["session_id"]
+    token = request.match_info["token"]
+    try:
+        jointoken.verify(request.app[SECRET], token, session_id=session_id, typ="minutes")
+    except jointoken.JoinTokenError as exc:
+        status = (
+            410 if exc.code == "join.expired" else 403 if exc.code == "join.wrong_session" else 401
+        )
+        return error_page(request, status, exc.code)
+    return render(request, "minutes.html", token=token, session_id=session_id)

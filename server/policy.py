@@ -44,6 +44,10 @@ POLICY: dict[str, frozenset[StaffRole]] = {
     # admin's audited action (and the store refuses anything still retained).
     "retention.read": frozenset({A, S, R}),
     "retention.delete": frozenset({A}),
+    # Minutes (Issue 8): drafted by the secretary; read by those who run the session and
+    # keep the archive. The parties agree through their own links, not as staff.
+    "minutes.edit": frozenset({A, S}),
+    "minutes.read": frozenset({A, S, C, R}),
 }
 
 

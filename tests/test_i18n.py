@@ -24,6 +24,8 @@ import pytest
 from media.camera import Reason
 from server.api.schemas import DossierIn, SessionIn
 from server.i18n import CATALOGUE_PATH, LANGUAGES, both, catalogue, t
+from server.minutes import FIELDS as MINUTES_FIELDS
+from server.minutes_docs import SECTIONS as MINUTES_SECTIONS
 from server.models import Admission, ParticipantRole, SessionKind, SessionStatus, StaffRole
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +114,9 @@ def families() -> dict[str, set[str]]:
         "panel.state.": {"warned", "non_compliant"},
         "composite.status.": {"none", "pending", "running", "done", "failed", "empty"},
         "alert.": {"camera_warning", "camera_non_compliant", "camera_ok"},
+        "minutes.section.": set(MINUTES_SECTIONS),
+        "minutes.title.": {k.value for k in SessionKind},
+        "minutes.field.": set(MINUTES_FIELDS),
     }
 
 
