@@ -12,10 +12,13 @@
   the newest is refused (``minutes.stale_version``); a new version voids the agreements
   given to earlier ones (they are kept, shown as void, and ``minutes.agreements_voided``
   is recorded).
-* **Final.** When every required party has agreed to the newest version the minutes
-  lock: the PDF and DOCX (:mod:`server.minutes_docs`) are stored write-once, their hashes
+* **Final.** Once every required party has agreed to the newest version, the secretary
+  locks the minutes (:func:`lock`; refused before, ``minutes.not_agreed``) — an explicit
+  step, so that a version everyone agreed to can still be improved and agreed again:
+  the PDF and DOCX (:mod:`server.minutes_docs`) are stored write-once, their hashes
   recorded (:class:`~server.models.MinutesFinal`, audit ``minutes.locked``), and no
-  version can be added (``minutes.locked``). Both go into the session's package.
+  version or answer can be added (``minutes.locked``). Both go into the session's
+  package.
 
 Every step is an audit event in the session's chain.
 """
@@ -49,8 +52,8 @@ from server.models import (
 from storage import ObjectStore, session_prefix, validate_key
 from storage.canonical import canonical_json
 
-__all__ = ["FIELDS", "MAX_FIELD_CHARS", "REQUIRED_ROLES", "MinutesError", "minutes_state",
-           "respond", "save_version", "template"]
+__all__ = ["FIELDS", "MAX_FIELD_CHARS", "REQUIRED_ROLES", "MinutesError", "lock",
+           "minutes_state", "respond", "save_version", "template"]
 
 FIELDS = ("organisation", "number", "place", "date", "title", "attendees", "agenda",
           "content", "conclusions", "signatures")
@@ -221,10 +224,10 @@ async def save_version(db: Database, session_id: str, raw: dict[str, Any], base:
     return version
 
 
-async def respond(db: Database, store: ObjectStore, session_id: str, participant_id: str,
+async def respond(db: Database, session_id: str, participant_id: str,
                   number: int, sha256: str, decision: str, comment: str) -> dict[str, Any]:
-    """A party agrees to (or comments on) version ``number`` whose hash is ``sha256``;
-    locks the minutes when that was the last agreement needed. Returns the state."""
+    """A party agrees to (or comments on) version ``number`` whose hash is ``sha256``.
+    Returns the state."""
     if decision not in ("agree", "comment") or len(comment) > MAX_FIELD_CHARS \
             or "\x00" in comment or (decision == "comment" and not comment.strip()):
         raise MinutesError(400, "http.invalid_field", {"field": "comment"})
@@ -256,16 +259,22 @@ async def respond(db: Database, store: ObjectStore, session_id: str, participant
                          dossier_id=m.dossier_id, session_id=m.id, participant_id=p.id,
                          data=data)
         await s.commit()
+    return await minutes_state(db, session_id)
+
+
+async def lock(db: Database, store: ObjectStore, session_id: str, *, actor: str
+               ) -> dict[str, Any]:
+    """Lock the minutes at the newest version, which every required party must have
+    agreed to; make and store the PDF and DOCX. Returns the state."""
     state = await minutes_state(db, session_id)
+    if state["locked"]:
+        raise MinutesError(409, "minutes.locked")
     required = state["required"]
-    if decision == "agree" and required and all(x["agreed_at"] for x in required):
-        await _lock(db, store, session_id, state)
-        state = await minutes_state(db, session_id)
-    return state
-
-
-async def _lock(db: Database, store: ObjectStore, session_id: str,
-                state: dict[str, Any]) -> None:
+    if not state["versions"] or not required:
+        raise MinutesError(409, "minutes.no_parties")
+    waiting = [x["name"] for x in required if not x["agreed_at"]]
+    if waiting:
+        raise MinutesError(409, "minutes.not_agreed", {"names": ", ".join(waiting)})
     version = state["versions"][-1]
     doc = {"content": version["content"], "version": version["number"],
            "sha256": version["sha256"],
@@ -290,9 +299,13 @@ async def _lock(db: Database, store: ObjectStore, session_id: str,
                            version_sha256=version["sha256"], pdf_key=pdf_obj.key,
                            pdf_sha256=pdf_obj.sha256, docx_key=docx_obj.key,
                            docx_sha256=docx_obj.sha256, locked_at=utcnow()))
-        audit.record(s, "minutes.locked", dossier_id=m.dossier_id, session_id=m.id,
+        audit.record(s, "minutes.locked", actor=actor, dossier_id=m.dossier_id, session_id=m.id,
                      data={"version": version["number"], "sha256": version["sha256"],
                            "pdf_sha256": pdf_obj.sha256, "docx_sha256": docx_obj.sha256,
                            "pdf_key": pdf_obj.key, "docx_key": docx_obj.key})
-        await s.commit()
+        try:
+            await s.commit()
+        except IntegrityError:  # locked by a concurrent call: the first one stands
+            raise MinutesError(409, "minutes.locked") from None
+    return await minutes_state(db, session_id)
 

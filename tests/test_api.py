@@ -626,6 +626,7 @@ async def test_unknown_and_absurd_ids_are_404(running_db: Running) -> None:
         ("POST", "/api/sessions/{id}/minutes/versions", {"base": None, "content": {}},
          "session.not_found"),
         ("POST", "/api/sessions/{id}/minutes/links", None, "session.not_found"),
+        ("POST", "/api/sessions/{id}/minutes/lock", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/minutes.pdf", None, "session.not_found"),
         ("GET", "/api/sessions/{id}/minutes.docx", None, "session.not_found"),
         ("GET", "/api/dossiers/{id}/documents", None, "dossier.not_found"),

@@ -103,9 +103,16 @@ async def test_versions_agreement_voiding_and_the_lock(running: Running, tmp_pat
         SCRIPT)
     await party(r, tokens["chair"], "/api/minutes/respond",
                 {"version": 2, "sha256": sha2, "decision": "agree"})
-    done = await party(r, tokens["secretary"], "/api/minutes/respond",
-                       {"version": 2, "sha256": sha2, "decision": "agree"})
+    early = await r.api("POST", f"/api/sessions/{sid}/minutes/lock", None, 409)
+    assert early["error"]["code"] == "minutes.not_agreed"
+    assert "Trần Thị Bình" in early["error"]["message"]["vi"]
+    agreed = await party(r, tokens["secretary"], "/api/minutes/respond",
+                         {"version": 2, "sha256": sha2, "decision": "agree"})
+    assert not agreed["locked"] and all(p["agreed_at"] for p in agreed["required"])
+    done = await r.api("POST", f"/api/sessions/{sid}/minutes/lock")
     assert done["locked"] and done["final"]["version"] == 2 and done["final"]["sha256"] == sha2
+    twice = await r.api("POST", f"/api/sessions/{sid}/minutes/lock", None, 409)
+    assert twice["error"]["code"] == "minutes.locked"
     # Locked: no new version, no new answer.
     locked = await r.api("POST", f"/api/sessions/{sid}/minutes/versions",
                          {"base": 2, "content": content}, 409)

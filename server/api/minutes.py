@@ -155,6 +155,20 @@ async def save_minutes(request: web.Request, body: VersionIn) -> MinutesOut:
     return MinutesOut.model_validate(await minutes.minutes_state(request.app[DB], m.id))
 
 
+@api.route("POST", "/api/sessions/{session_id}/minutes/lock", summary="Lock the minutes at "
+           "the newest version, once every required party agreed to it: the PDF and DOCX "
+           "are made and their hashes recorded", response=MinutesOut)
+async def lock_minutes(request: web.Request) -> MinutesOut:
+    who = require(request, "minutes.edit")
+    async with request.app[DB].session() as s:
+        m = await session_from_path(s, request)
+    try:
+        state = await minutes.lock(request.app[DB], request.app[STORE], m.id, actor=who.actor)
+    except MinutesError as exc:
+        raise _fail(exc) from None
+    return MinutesOut.model_validate(state)
+
+
 @api.route("POST", "/api/sessions/{session_id}/minutes/links", summary="Personal links "
            "for the parties who must agree (no account needed)", response=list[LinkOut],
            status=201)
@@ -243,13 +257,13 @@ async def party_view(request: web.Request, body: PartyViewIn) -> PartyViewOut:
 
 
 @api.route("POST", "/api/minutes/respond", summary="A party agrees to, or comments on, the "
-           "newest version (named by number and SHA-256); the minutes lock when the last "
-           "required agreement arrives", body=RespondIn, response=MinutesOut, auth="join")
+           "newest version (named by number and SHA-256)", body=RespondIn,
+           response=MinutesOut, auth="join")
 async def party_respond(request: web.Request, body: RespondIn) -> MinutesOut:
     m, p = await _party(request, body.token)
     try:
-        state = await minutes.respond(request.app[DB], request.app[STORE], m.id, p.id,
-                                      body.version, body.sha256, body.decision, body.comment)
+        state = await minutes.respond(request.app[DB], m.id, p.id, body.version, body.sha256,
+                                      body.decision, body.comment)
     except MinutesError as exc:
         raise _fail(exc) from None
     return MinutesOut.model_validate(state)

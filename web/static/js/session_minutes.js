@@ -46,6 +46,7 @@ async function load(refill) {
     p.agreed_at ? t("minutes.party_agreed", { at: formatTime(p.agreed_at) }) : t("minutes.party_waiting"))));
   form.querySelectorAll("input, textarea, button").forEach((x) => { x.disabled = m.locked; });
   $("#minutes-template").disabled = m.locked;
+  $("#minutes-lock").disabled = m.locked || !m.required.length || !m.required.every((p) => p.agreed_at);
   $("#minutes-final").hidden = !m.locked;
   if (m.locked) {
     $("#minutes-pdf").href = `/api/sessions/${sessionId}/minutes.pdf`;
@@ -90,6 +91,14 @@ form.addEventListener("submit", async (ev) => {
 });
 
 $("#minutes-reload").addEventListener("click", () => load(true));
+
+$("#minutes-lock").addEventListener("click", async () => {
+  $("#minutes-error").textContent = "";
+  try {
+    await api("POST", `/api/sessions/${sessionId}/minutes/lock`);
+  } catch (err) { $("#minutes-error").textContent = err.message; }
+  await load(false);
+});
 
 $("#minutes-links").addEventListener("click", async () => {
   const links = await api("POST", `/api/sessions/${sessionId}/minutes/links`);
