@@ -46,6 +46,8 @@ from server.models import (
     MinutesVersion,
     Participant,
     SessionKind,
+    Transcript,
+    TranscriptSegment,
     public_name,
     utcnow,
 )
@@ -105,6 +107,12 @@ async def template(db: Database, session_id: str, lang: str) -> dict[str, str]:
         d = await s.get(Dossier, m.dossier_id)
         people = (await s.execute(select(Participant).where(
             Participant.session_id == m.id).order_by(Participant.created_at))).scalars().all()
+        newest = (await s.execute(select(Transcript.id).where(
+            Transcript.session_id == m.id, Transcript.status == "done")
+            .order_by(Transcript.created_at.desc()).limit(1))).scalar_one_or_none()
+        spoke = set() if newest is None else set((await s.execute(
+            select(TranscriptSegment.participant_id).where(
+                TranscriptSegment.transcript_id == newest).distinct())).scalars())
 
     def say(key: str, params: dict[str, object] | None = None) -> str:
         return t(key, lang, params)
@@ -127,7 +135,9 @@ async def template(db: Database, session_id: str, lang: str) -> dict[str, str]:
             "start": local.strftime("%H:%M %d/%m/%Y") if local else "-",
             "end": ended.strftime("%H:%M") if ended else "-",
             "mode": say(f"mode.{m.mode}")}),
-        "content": "",
+        # Who spoke, from the transcript: the secretary writes what they said.
+        "content": "\n".join(say("minutes.spoke", {"name": public_name(p)})
+                             for p in people if p.id in spoke),
         "conclusions": "",
         "signatures": "",
     }

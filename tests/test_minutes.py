@@ -16,8 +16,8 @@ from docx import Document
 from pypdf import PdfReader
 
 from server import jointoken
-from server.models import utcnow
-from server.state import SECRET
+from server.models import Transcript, TranscriptSegment, utcnow
+from server.state import DB, SECRET
 from storage.archive import verify_package
 from tests.conftest import Running
 
@@ -53,7 +53,15 @@ async def test_versions_agreement_voiding_and_the_lock(running: Running, tmp_pat
                                                         ) -> None:
     r = running
     sid, people = await council(r)
+    async with r.app[DB].session() as s:  # what the transcript says the chair said
+        tr = Transcript(session_id=sid, status="done", language="vi", model="stand-in")
+        s.add(tr)
+        await s.flush()
+        s.add(TranscriptSegment(transcript_id=tr.id, seq=0, participant_id=people["chair"]["id"],
+                                start_s=1.0, end_s=3.0, text="Khai mạc", folded="khai mac"))
+        await s.commit()
     draft = await r.api("GET", f"/api/sessions/{sid}/minutes/template?lang=vi")
+    assert draft["content"] == "- Nguyễn Văn An phát biểu: …", draft["content"]
     assert draft["title"].startswith("BIÊN BẢN HỌP HỘI ĐỒNG")
     assert "Nguyễn Văn An: Chủ tịch" in draft["attendees"], draft["attendees"]
     assert "Hồ sơ tự đánh giá Trường Đại học Huế" in draft["agenda"]
