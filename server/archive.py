@@ -50,6 +50,7 @@ from server.models import (
     MeetingSession,
     MinutesFinal,
     MinutesResponse,
+    MinutesSignature,
     MinutesVersion,
     Participant,
     Recording,
@@ -137,11 +138,16 @@ async def _session_parts(db: Database, m: MeetingSession, dossier: Dossier, pref
             MinutesVersion.session_id == m.id).order_by(MinutesVersion.number))).scalars())
         responses = list((await s.execute(select(MinutesResponse).where(
             MinutesResponse.session_id == m.id).order_by(MinutesResponse.created_at))).scalars())
+        signatures = list((await s.execute(select(MinutesSignature).where(
+            MinutesSignature.session_id == m.id))).scalars())
 
     items: list[_Item] = []
     if final is not None:
         items.append(_Item(final.pdf_key, final.pdf_sha256, f"{prefix}minutes/minutes.pdf"))
         items.append(_Item(final.docx_key, final.docx_sha256, f"{prefix}minutes/minutes.docx"))
+        for sig in signatures:
+            items.append(_Item(sig.object_key, sig.sha256,
+                               f"{prefix}minutes/signatures/{sig.participant_id}-{sig.id}.p7s"))
     for r in recordings:
         assert r.object_key is not None
         items.append(_Item(r.object_key, r.sha256,

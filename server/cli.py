@@ -290,6 +290,8 @@ def _verify_package(path: Path, lang: str, tsa_certs: list[Path] | None = None) 
     say("verify.summary", {"path": str(path), "files": report.files,
                            "mb": f"{report.bytes / 1e6:.1f}", "chains": report.chains,
                            "events": report.events, "root": report.merkle_root})
+    for path_in_bag, signer in report.signatures:
+        say("verify.signature", {"path": path_in_bag, "signer": signer})
     if report.timestamp is not None:
         say("verify.timestamp", {"at": report.timestamp.gen_time.isoformat(),
                                  "tsa": report.timestamp.tsa})

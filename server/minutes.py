@@ -19,6 +19,10 @@
   recorded (:class:`~server.models.MinutesFinal`, audit ``minutes.locked``), and no
   version or answer can be added (``minutes.locked``). Both go into the session's
   package.
+* **Signatures** (a further step). A party may sign the locked PDF with its own key and
+  send the detached CMS signature (:func:`sign`): it is checked against the stored PDF
+  (:func:`storage.signature.check_detached`), stored write-once, recorded
+  (``minutes.signed``) and packaged; ``hoidong verify`` checks it again.
 
 Every step is an audit event in the session's chain.
 """
@@ -43,6 +47,7 @@ from server.models import (
     MeetingSession,
     MinutesFinal,
     MinutesResponse,
+    MinutesSignature,
     MinutesVersion,
     Participant,
     SessionKind,
@@ -53,9 +58,10 @@ from server.models import (
 )
 from storage import ObjectStore, session_prefix, validate_key
 from storage.canonical import canonical_json
+from storage.signature import SignatureError, check_detached
 
 __all__ = ["FIELDS", "MAX_FIELD_CHARS", "REQUIRED_ROLES", "MinutesError", "lock",
-           "minutes_state", "respond", "save_version", "template"]
+           "minutes_state", "respond", "save_version", "sign", "template"]
 
 FIELDS = ("organisation", "number", "place", "date", "title", "attendees", "agenda",
           "content", "conclusions", "signatures")
@@ -166,6 +172,9 @@ async def minutes_state(db: Database, session_id: str) -> dict[str, Any]:
         people = (await s.execute(select(Participant).where(
             Participant.session_id == m.id))).scalars().all()
         final = await s.get(MinutesFinal, m.id)
+        signatures = (await s.execute(select(MinutesSignature).where(
+            MinutesSignature.session_id == m.id).order_by(MinutesSignature.created_at))
+        ).scalars().all()
     newest = versions[-1].number if versions else 0
     names = {p.id: public_name(p) for p in people}
     parties = _parties(m.kind, people, responses, newest)
@@ -184,6 +193,9 @@ async def minutes_state(db: Database, session_id: str) -> dict[str, Any]:
             for v in versions],
         "required": [{"participant_id": p.participant_id, "name": p.name, "role": p.role,
                       "agreed_at": p.agreed_at} for p in parties],
+        "signatures": [{"participant_id": x.participant_id,
+                        "name": names.get(x.participant_id, ""), "signer": x.signer,
+                        "sha256": x.sha256, "at": x.created_at} for x in signatures],
         "final": None if final is None else {
             "version": final.version_number, "sha256": final.version_sha256,
             "pdf_sha256": final.pdf_sha256, "docx_sha256": final.docx_sha256,
@@ -319,3 +331,38 @@ async def lock(db: Database, store: ObjectStore, session_id: str, *, actor: str
             raise MinutesError(409, "minutes.locked") from None
     return await minutes_state(db, session_id)
 
+
+
+async def sign(db: Database, store: ObjectStore, session_id: str, participant_id: str,
+               signature: bytes) -> MinutesSignature:
+    """Keep a party's detached CMS signature of the locked PDF, once it checks."""
+    async with db.session() as s:
+        m = await s.get(MeetingSession, session_id)
+        p = await s.get(Participant, participant_id)
+        final = await s.get(MinutesFinal, session_id)
+        assert m is not None
+        if p is None or p.session_id != m.id or p.role not in REQUIRED_ROLES.get(m.kind, ()):
+            raise MinutesError(403, "minutes.not_a_party")
+    if final is None:
+        raise MinutesError(409, "minutes.not_locked")
+    pdf = await store.get_bytes(final.pdf_key)
+    try:
+        signer = await asyncio.to_thread(check_detached, signature, pdf)
+    except SignatureError as exc:
+        raise MinutesError(422, exc.code, {"path": ".p7s"}) from None
+    digest = hashlib.sha256(signature).hexdigest()
+    row = MinutesSignature(session_id=m.id, participant_id=p.id, object_key="",
+                           sha256=digest, signer=signer.subject[:500],
+                           cert_sha256=signer.cert_sha256)
+    key = validate_key(f"{final.pdf_key.rsplit('/', 1)[0]}/signatures/{p.id}-{row.id}.p7s")
+    obj = await store.put_bytes(key, signature, "application/pkcs7-signature")
+    row.object_key = obj.key
+    async with db.session() as s:
+        s.add(row)
+        audit.record(s, "minutes.signed", actor=f"participant:{p.id}", dossier_id=m.dossier_id,
+                     session_id=m.id, participant_id=p.id,
+                     data={"version": final.version_number, "pdf_sha256": final.pdf_sha256,
+                           "signature_sha256": digest, "signer": signer.subject,
+                           "cert_sha256": signer.cert_sha256, "key": obj.key})
+        await s.commit()
+    return row

@@ -550,3 +550,19 @@ class MinutesFinal(Base):
     docx_key: Mapped[str] = mapped_column(String(500))
     docx_sha256: Mapped[str] = mapped_column(String(64))
     locked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MinutesSignature(Base):
+    """A party's detached CMS signature of the locked minutes' PDF (storage.signature),
+    checked when it arrived and stored write-once beside the PDF."""
+
+    __tablename__ = "minutes_signatures"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    object_key: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    signer: Mapped[str] = mapped_column(String(500))
+    cert_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
 from storage.chain import verify_chain
+from storage.signature import MAX_SIGNATURE, SignatureError, check_detached
 from storage.timestamp import TOKEN_FILE, TimestampCheck, TimestampError, check_token
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class PackageReport:
     info: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     timestamp: TimestampCheck | None = None  # an RFC 3161 stamp of the root, checked
+    signatures: list[tuple[str, str]] = field(default_factory=list)  # (path, signer) checked
 
     @property
     def ok(self) -> bool:
@@ -259,7 +261,31 @@ def _verify(src: _DirSource | _ZipSource, anchors: list[x509.Certificate] | None
     _check_audit(src, files, report)
     if TOKEN_FILE in files:
         _check_timestamp(src, files, report, anchors)
+    _check_signatures(src, files, report)
     return report
+
+
+def _check_signatures(src: _DirSource | _ZipSource, files: dict[str, int],
+                      report: PackageReport) -> None:
+    """Each ``…/minutes/signatures/*.p7s`` must be a valid signature of the
+    ``…/minutes/minutes.pdf`` beside it (the locked minutes)."""
+    for rel in sorted(files):
+        parts = rel.split("/")
+        if not (rel.startswith("data/") and rel.endswith(".p7s") and len(parts) >= 4
+                and parts[-3:-1] == ["minutes", "signatures"]):
+            continue
+        pdf = "/".join(parts[:-2]) + "/minutes.pdf"
+        if pdf not in files or files[rel] > MAX_SIGNATURE or files[pdf] > MAX_TAG_BYTES:
+            report.problems.append(Problem("signature.invalid", {"path": rel}))
+            continue
+        with src.open(rel) as f:
+            signature = f.read()
+        with src.open(pdf) as f:
+            content = f.read()
+        try:
+            report.signatures.append((rel, check_detached(signature, content).subject))
+        except SignatureError as exc:
+            report.problems.append(Problem(exc.code, {"path": rel}))
 
 
 def _check_timestamp(src: _DirSource | _ZipSource, files: dict[str, int],

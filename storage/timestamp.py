@@ -22,15 +22,13 @@ from datetime import datetime
 from asn1crypto import cms, tsp
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from storage.signature import SignatureError, check_signer
 
 __all__ = ["TOKEN_FILE", "TimestampCheck", "TimestampError", "check_token", "imprint",
            "request_der", "token_from_response"]
 
 TOKEN_FILE = "timestamp.tsr"
-_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
-    "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 
 
 class TimestampError(Exception):
@@ -104,8 +102,10 @@ def check_token(token_der: bytes, root: str,
     if algorithm != "sha256" or hashed != imprint(root):
         raise TimestampError("timestamp.wrong_imprint",
                              "the token stamps another datum than this package's root")
-    cert = _signer_cert(signer, certs)
-    _check_signature(signer, cert, tst_der)
+    try:
+        cert = check_signer(signer, certs, tst_der)
+    except SignatureError as exc:
+        raise TimestampError("timestamp.bad_signature", str(exc)) from None
     trusted = None
     if anchors is not None:
         trusted = any(cert == a or _issued_by(cert, a) for a in anchors)
@@ -113,44 +113,6 @@ def check_token(token_der: bytes, root: str,
             raise TimestampError("timestamp.untrusted",
                                  f"{cert.subject.rfc4514_string()} is not trusted")
     return TimestampCheck(gen_time, cert.subject.rfc4514_string(), trusted)
-
-
-def _signer_cert(signer: cms.SignerInfo, certs: list[x509.Certificate]) -> x509.Certificate:
-    sid = signer["sid"]
-    if sid.name == "issuer_and_serial_number":
-        serial = sid.chosen["serial_number"].native
-        for cert in certs:
-            if cert.serial_number == serial:
-                return cert
-    elif certs:
-        return certs[0]
-    raise TimestampError("timestamp.bad_token", "the token carries no signer certificate")
-
-
-def _check_signature(signer: cms.SignerInfo, cert: x509.Certificate, content: bytes) -> None:
-    digest_name = signer["digest_algorithm"]["algorithm"].native
-    if digest_name not in _HASHES:
-        raise TimestampError("timestamp.bad_token", f"digest {digest_name} not supported")
-    attrs = signer["signed_attrs"]
-    wanted = hashlib.new(digest_name, content).digest()
-    digests = [a["values"][0].native for a in attrs if a["type"].native == "message_digest"]
-    if digests != [wanted]:
-        raise TimestampError("timestamp.bad_signature", "the signed digest is not the TSTInfo's")
-    # The signature covers the attributes DER-encoded as a SET (RFC 5652, 5.4).
-    signed_bytes = b"\x31" + attrs.dump()[1:]  # [0] IMPLICIT → SET OF, same content
-    signature = bytes(signer["signature"].native)
-    key = cert.public_key()
-    algo = _HASHES[digest_name]()
-    try:
-        if isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, signed_bytes, padding.PKCS1v15(), algo)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, signed_bytes, ec.ECDSA(algo))
-        else:
-            raise TimestampError("timestamp.bad_token", "unsupported TSA key type")
-    except InvalidSignature:
-        raise TimestampError("timestamp.bad_signature", "the TSA's signature does not verify") \
-            from None
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

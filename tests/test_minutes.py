@@ -5,6 +5,7 @@ kept inert, and the minutes in the session's package."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import zipfile
@@ -187,3 +188,67 @@ async def test_forged_and_wrong_links_and_bad_text(running: Running) -> None:
     assert nul["error"]["code"] in ("http.bad_request", "http.invalid_field")
     none = await r.client.get(f"/api/sessions/{sid}/minutes.pdf", headers=r.auth())
     assert none.status == 404
+
+
+def pkcs7_detached(data: bytes, name: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    from tests.tsa import make_certificate
+    key, cert = make_certificate(name)
+    return (pkcs7.PKCS7SignatureBuilder().set_data(data)
+            .add_signer(cert, key, hashes.SHA256())
+            .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.DetachedSignature,
+                                               pkcs7.PKCS7Options.Binary]))
+
+
+async def test_a_party_signs_the_locked_pdf_and_verify_checks_it(running: Running,
+                                                                 tmp_path: Path) -> None:
+    r = running
+    sid, _ = await council(r)
+    v1 = await r.api("POST", f"/api/sessions/{sid}/minutes/versions",
+                     {"base": None, "content": {"title": "BIÊN BẢN", "content": CONTENT}}, 201)
+    sha = v1["versions"][0]["sha256"]
+    links = await r.api("POST", f"/api/sessions/{sid}/minutes/links", None, 201)
+    tokens = {x["role"]: x["url"].rsplit("/", 1)[1] for x in links}
+    early = await party(r, tokens["chair"], "/api/minutes/sign",
+                        {"signature": base64.b64encode(b"x").decode()}, 409)
+    assert early["error"]["code"] == "minutes.not_locked"
+    for role in ("chair", "secretary"):
+        await party(r, tokens[role], "/api/minutes/respond",
+                    {"version": 1, "sha256": sha, "decision": "agree"})
+    await r.api("POST", f"/api/sessions/{sid}/minutes/lock")
+    resp = await r.client.get("/api/minutes/final.pdf", params={"token": tokens["chair"]})
+    assert resp.status == 200
+    pdf = await resp.read()
+    good = pkcs7_detached(pdf, "Nguyễn Văn An")
+    for bad, status, code in ((pkcs7_detached(pdf + b" ", "Kẻ giả"), 422, "signature.invalid"),
+                              (b"\x30\x03\x02\x01\x00", 422, "signature.unreadable")):
+        out = await party(r, tokens["chair"], "/api/minutes/sign",
+                          {"signature": base64.b64encode(bad).decode()}, status)
+        assert out["error"]["code"] == code, out
+    not_b64 = await party(r, tokens["chair"], "/api/minutes/sign", {"signature": "@@@"}, 400)
+    assert not_b64["error"]["code"] == "signature.unreadable"
+    state = await party(r, tokens["chair"], "/api/minutes/sign",
+                        {"signature": base64.b64encode(good).decode()}, 201)
+    assert [s["name"] for s in state["signatures"]] == ["Nguyễn Văn An"]
+    assert "Nguyễn Văn An" in state["signatures"][0]["signer"]
+    package = await r.api("POST", f"/api/sessions/{sid}/packages", None, 201)
+    zipped = tmp_path / "signed.zip"
+    zipped.write_bytes(await (await r.client.get(package["download_url"],
+                                                 headers=r.auth())).read())
+    report = verify_package(zipped)
+    assert report.ok, report.problems
+    assert [signer for _, signer in report.signatures] == [state["signatures"][0]["signer"]]
+    # A signature swapped for one of other bytes in the package: named.
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(zipped) as src, zipfile.ZipFile(tampered, "w") as out:
+        for info in src.infolist():
+            raw = src.read(info)
+            if info.filename.endswith(".p7s"):
+                raw = pkcs7_detached(b"another text", "Kẻ giả")
+            out.writestr(info, raw)
+    bad = verify_package(tampered)
+    assert any(p.code == "signature.invalid" for p in bad.problems), bad.problems
+    kinds = [e["kind"] for e in await r.api("GET", f"/api/sessions/{sid}/audit")]
+    assert "minutes.signed" in kinds

@@ -4,6 +4,8 @@ PDF and DOCX. See :mod:`server.minutes` for the rules."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -78,13 +80,27 @@ class FinalOut(BaseModel):
     locked_at: datetime
 
 
+class SignatureOut(BaseModel):
+    participant_id: str
+    name: str
+    signer: str
+    sha256: str
+    at: datetime
+
+
 class MinutesOut(BaseModel):
     session_id: str
     locked: bool
     current: int | None
     versions: list[VersionOut]
     required: list[PartyOut]
+    signatures: list[SignatureOut]
     final: FinalOut | None
+
+
+class SignIn(Strict):
+    token: Annotated[str, StringConstraints(max_length=4096)]
+    signature: Annotated[str, StringConstraints(max_length=2 * 1024 * 1024)]  # base64, DER
 
 
 class LinkOut(BaseModel):
@@ -254,6 +270,42 @@ async def party_view(request: web.Request, body: PartyViewIn) -> PartyViewOut:
         party=PartyOut(participant_id=p.id, name=mine["name"] if mine else p.name,
                        role=p.role, agreed_at=mine["agreed_at"] if mine else None),
         version=VersionOut.model_validate(version) if version else None)
+
+
+@api.route("GET", "/api/minutes/final.pdf", summary="The locked minutes' PDF for a party "
+           "(`?token=` the personal link's token), to read and to sign", response=None,
+           response_content_type="application/pdf", auth="join")
+async def party_pdf(request: web.Request) -> web.Response:
+    m, p = await _party(request, request.query.get("token", ""))
+    async with request.app[DB].session() as s:
+        final = await s.get(MinutesFinal, m.id)
+        if final is None:
+            raise ApiError(404, "minutes.not_locked")
+        audit.record(s, "access.downloaded", actor=f"participant:{p.id}",
+                     dossier_id=m.dossier_id, session_id=m.id,
+                     data={"what": "minutes.pdf", "version": final.version_number})
+        await s.commit()
+    data = await request.app[STORE].get_bytes(final.pdf_key)
+    return web.Response(body=data, content_type="application/pdf", headers={
+        "X-Content-SHA256": final.pdf_sha256,
+        "Content-Disposition": f'attachment; filename="minutes-{m.id}.pdf"'})
+
+
+@api.route("POST", "/api/minutes/sign", summary="A party's digital signature of the locked "
+           "PDF: a detached CMS (PKCS #7) SignedData, DER, base64; checked against the "
+           "stored PDF, then kept write-once and recorded", body=SignIn, response=MinutesOut,
+           status=201, auth="join")
+async def party_sign(request: web.Request, body: SignIn) -> MinutesOut:
+    m, p = await _party(request, body.token)
+    try:
+        raw = base64.b64decode(body.signature, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "signature.unreadable", {"path": ".p7s"}) from None
+    try:
+        await minutes.sign(request.app[DB], request.app[STORE], m.id, p.id, raw)
+    except MinutesError as exc:
+        raise _fail(exc) from None
+    return MinutesOut.model_validate(await minutes.minutes_state(request.app[DB], m.id))
 
 
 @api.route("POST", "/api/minutes/respond", summary="A party agrees to, or comments on, the "

@@ -36,7 +36,23 @@ async function load() {
   $("#party-agree").hidden = view.locked || !view.required_party;
   $("#party-agree").disabled = Boolean(view.party.agreed_at);
   $("#party-actions").hidden = view.locked;
+  $("#party-sign").hidden = !(view.locked && view.required_party);
+  $("#party-pdf").href = `/api/minutes/final.pdf?token=${encodeURIComponent(token)}`;
 }
+
+$("#party-send-signature").addEventListener("click", async () => {
+  const file = $("#party-signature").files[0];
+  if (!file) return;
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  try {
+    const state = await post("/api/minutes/sign", { signature: btoa(binary) });
+    const mine = state.signatures[state.signatures.length - 1];
+    $("#party-sign-status").textContent = t("minutes.signed_ok", { signer: mine.signer });
+    document.body.dataset.signed = "true";
+  } catch (err) { $("#party-sign-status").textContent = err.message; }
+});
 
 async function answer(decision) {
   try {
