@@ -18,6 +18,7 @@ import asyncio
 import fractions
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiortc import MediaStreamTrack
@@ -147,6 +148,20 @@ class SlotTrack(MediaStreamTrack):
         self._last_pts = pts
 
 
+@dataclass
+class ForwardedTotals:
+    """What every forwarder of this process handed to subscribers since start
+    (monotonic: for the operator's metrics). ``packets`` counts RTP packets (a video
+    frame's chunks), ``bytes`` their payload."""
+
+    frames: int = 0
+    packets: int = 0
+    bytes: int = 0
+
+
+FORWARDED = ForwardedTotals()
+
+
 class Forwarder:
     """Routes publishers' frames to subscribed slots (one forwarder per room).
 
@@ -201,6 +216,10 @@ class Forwarder:
         # Cut once per published frame, not once per subscriber.
         chunks = vp8_chunks(frame.data) if frame.kind == "video" else None
         via_workers = bool(self._workers) and len(slots) >= self._worker_fanout
+        fanout = len(slots)
+        FORWARDED.frames += fanout
+        FORWARDED.packets += fanout * (len(chunks) if chunks else 1)
+        FORWARDED.bytes += fanout * len(frame.data)
         for slot in slots:
             slot.push(frame, chunks, via_workers)
         if via_workers:

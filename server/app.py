@@ -19,7 +19,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import func, select
 
-from server import auth, pages, signalling
+from server import auth, metrics, pages, signalling
 from server.api import archive, documents, evidence, join, minutes, staff
 from server.api.framework import ApiRegistry
 from server.composite import CompositeService
@@ -63,6 +63,9 @@ def create_app(settings: Settings) -> web.Application:
 
     app.router.add_get("/api/openapi.json", openapi_json)
     app.router.add_get("/", pages.index)
+    app.router.add_get("/metrics", metrics.metrics)
+    app.router.add_get("/healthz", metrics.healthz)
+    app.router.add_get("/readyz", metrics.readyz)
     app.router.add_get("/staff", pages.staff_page)
     app.router.add_get("/staff/sessions/{session_id}", pages.session_page)
     app.router.add_get("/staff/sessions/{session_id}/player", pages.player_page)

@@ -60,6 +60,7 @@ class CameraRule:
         self._tracked: dict[str, _Tracked] = {}
         # Moved back to the lobby by the camera rule: they wait again when they return.
         self._held: set[tuple[str, str]] = set()
+        self.events: dict[str, int] = {}  # audit kind -> how many since start
 
     # -- facts ---------------------------------------------------------------------------
 
@@ -237,6 +238,7 @@ class CameraRule:
     async def _audit(self, session_id: str, dossier_id: str, pid: str | None, kind: str,
                      data: dict[str, Any], actor: str = "system") -> None:
         assert kind in AUDIT_KINDS, kind
+        self.events[kind] = self.events.get(kind, 0) + 1  # for the operator's metrics
         async with self._db.session() as s:
             audit.record(s, kind, actor=actor, dossier_id=dossier_id, session_id=session_id,
                          participant_id=pid, data=data)

@@ -90,6 +90,11 @@ class LiveRegistry:
     def connections(self, session_id: str) -> list[Connection]:
         return list(self._sessions.get(session_id, {}).values())
 
+    def counts(self) -> tuple[int, int]:
+        """(sessions with someone connected, participants connected), for the metrics."""
+        live = [c for c in self._sessions.values() if c]
+        return len(live), sum(len(c) for c in live)
+
     async def open(
         self,
         *,
