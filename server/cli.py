@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from server.settings import Settings, SettingsError, describe, markdown_table
+from server.settings import Settings, SettingsError, describe, env_example, markdown_table
 
 
 def _add_setting_options(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     settings = sub.add_parser("settings", help="list every setting")
     settings.add_argument("--markdown", action="store_true", help="as the README's table")
+    settings.add_argument("--env", action="store_true", help="as .env.example")
     return parser
 
 
@@ -106,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "settings":
         if args.markdown:
             sys.stdout.write(markdown_table())
+        elif args.env:
+            sys.stdout.write(env_example())
         else:
             for info in describe():
                 print(f"{info.env:32} {info.default or '(empty)':24} {info.help}")
@@ -197,13 +200,29 @@ def _transcribe_file(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings) -> int:
+    import ssl
+
     from aiohttp import web
 
     from server.app import create_app
 
-    print(f"hoidong: serving on http://{settings.host}:{settings.port} "
+    context = None
+    if settings.tls_cert or settings.tls_key:
+        if not (settings.tls_cert and settings.tls_key):
+            print("hoidong: TLS needs both --tls-cert and --tls-key", file=sys.stderr)
+            return 2
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"hoidong: cannot use the TLS certificate or key: {exc}", file=sys.stderr)
+            return 2
+    scheme = "https" if context else "http"
+    print(f"hoidong: serving on {scheme}://{settings.host}:{settings.port} "
           f"(data in {Path(settings.data_dir).resolve()})", flush=True)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
+                ssl_context=context)
     return 0
 
 
