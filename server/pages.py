@@ -135,3 +135,8 @@ async def minutes_page(request: web.Request) -> web.Response:
         )
         return error_page(request, status, exc.code)
     return render(request, "minutes.html", token=token, session_id=session_id)
+
+
+async def verify_page(request: web.Request) -> web.Response:
+    """The public verification page (no login)."""
+    return render(request, "verify.html")

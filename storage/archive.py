@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 from storage.merkle import merkle_root
 
 __all__ = ["AUDIT_CHAINS", "AUDIT_EVENTS", "MERKLE_FIELD", "PackageError", "PackageReport",
-           "Problem", "make_package", "manifest_leaves", "verify_package", "zip_package"]
+           "Problem", "add_tag_file", "make_package", "manifest_leaves", "manifest_root",
+           "verify_package", "zip_package"]
 
 MERKLE_FIELD = "Hoidong-Merkle-Root"
 AUDIT_EVENTS = "data/audit/events.jsonl"
@@ -83,6 +84,21 @@ class PackageReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def manifest_root(manifest: str) -> str:
+    """The Merkle root of a payload manifest's text (``manifest-sha256.txt``); raises
+    ``ValueError`` for text that is not a manifest."""
+    for line in manifest.splitlines():
+        if line.strip():
+            digest, _, path = line.strip().partition(" ")
+            if len(digest) != 64 or not path.strip() or any(
+                    c not in "0123456789abcdefABCDEF" for c in digest):
+                raise ValueError("not a sha256 manifest line")
+    leaves = _leaves(manifest)
+    if not leaves:
+        raise ValueError("an empty manifest")
+    return merkle_root(leaves)
 
 
 def manifest_leaves(bag_dir: Path) -> list[bytes]:
