@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import dataclasses
 import getpass
-import logging
 import secrets
 import sys
 from collections.abc import Sequence
@@ -120,8 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"hoidong: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from server.logs import configure
+
+    configure(settings.log_level, settings.log_format)
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":

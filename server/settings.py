@@ -248,6 +248,10 @@ class Settings:
         True, "Transcribe every participant's audio when a session ends."
     )
     log_level: str = _setting("INFO", "Logging level.", ("DEBUG", "INFO", "WARNING", "ERROR"))
+    log_format: str = _setting(
+        "text", "Log lines as plain text, or one JSON object per line (time, level, logger, "
+        "message, and the session and participant ids where there are some).",
+        ("text", "json"))
 
     # -- derived values -------------------------------------------------------------
 

@@ -65,6 +65,7 @@ from server.i18n import both
 from server.ice import ice_servers
 from server.live import Connection
 from server.lobby import Decision
+from server.logs import bind
 from server.models import (
     MeetingSession,
     Participant,
@@ -130,6 +131,8 @@ async def join_socket(request: web.Request) -> web.WebSocketResponse:
     reason = "closed"
     try:
         conn = await _admit(request, ws)
+        bind(session_id=conn.session_id, participant_id=conn.participant.id,
+             connection_id=conn.id)
         reason = await _serve(request, ws, conn)
     except _LeftLobby:
         reason = "left_lobby"
