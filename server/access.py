@@ -27,7 +27,7 @@ def starts_viewing(request: web.Request) -> bool:
 
 
 async def log_access(request: web.Request, who: Identity,
-                     kind: Literal["viewed", "downloaded"], *, dossier_id: str,
+                     kind: Literal["viewed", "downloaded"], *, dossier_id: str | None,
                      session_id: str | None, what: str, **data: Any) -> None:
     """Record ``access.viewed`` (shown inline: media, documents) or
     ``access.downloaded`` (handed out as a file) for what ``who`` is being served."""

@@ -20,7 +20,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from server import auth, metrics, pages, signalling
-from server.api import archive, documents, evidence, join, minutes, public, staff
+from server.api import archive, documents, evidence, join, minutes, public, reports, staff
 from server.api.framework import ApiRegistry
 from server.composite import CompositeService
 from server.database import Database, migrate
@@ -39,7 +39,7 @@ VERSION = "0.1.0"
 
 def api_registry() -> ApiRegistry:
     merged = ApiRegistry()
-    for module in (staff, evidence, archive, documents, minutes, public, join):
+    for module in (staff, evidence, archive, documents, minutes, public, reports, join):
         merged.routes.extend(module.api.routes)
     return merged
 
@@ -71,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/staff/sessions/{session_id}/player", pages.player_page)
     app.router.add_get("/staff/archive", pages.archive_page)
     app.router.add_get("/verify", pages.verify_page)
+    app.router.add_get("/staff/stats", pages.stats_page)
     app.router.add_get("/join/{session_id}/{token}", pages.join_page)
     app.router.add_get("/minutes/{session_id}/{token}", pages.minutes_page)
     app.router.add_get("/ws/join", signalling.join_socket)

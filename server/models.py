@@ -90,6 +90,18 @@ class SessionStatus(enum.StrEnum):
     ARCHIVED = "archived"
 
 
+class StakeholderGroup(enum.StrEnum):
+    """Who an interviewee is, for the evaluation team's interviews."""
+
+    STUDENT = "student"
+    ALUMNUS = "alumnus"
+    LECTURER = "lecturer"
+    STAFF = "staff"
+    MANAGER = "manager"
+    EMPLOYER = "employer"
+    OTHER = "other"
+
+
 class ParticipantRole(enum.StrEnum):
     CHAIR = "chair"
     SECRETARY = "secretary"
@@ -248,6 +260,9 @@ class Participant(Base):
     # What others, the transcript and the archive show (e.g. "SV-03"); the real name
     # above is for staff only.
     pseudonym: Mapped[str | None] = mapped_column(String(50), default=None)
+    # Whom an interviewee speaks for (STAKEHOLDER_GROUPS): the reports count interviews
+    # per group, as the evaluation guidelines ask for each.
+    stakeholder_group: Mapped[str | None] = mapped_column(String(20), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Consent is evidence too: when, and to exactly which text (its SHA-256).
     consent_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -140,3 +140,8 @@ async def minutes_page(request: web.Request) -> web.Response:
 async def verify_page(request: web.Request) -> web.Response:
     """The public verification page (no login)."""
     return render(request, "verify.html")
+
+
+async def stats_page(request: web.Request) -> web.Response:
+    """The statistics page (staff; its figures come from /api/stats)."""
+    return render(request, "stats.html")

@@ -48,6 +48,8 @@ POLICY: dict[str, frozenset[StaffRole]] = {
     # keep the archive. The parties agree through their own links, not as staff.
     "minutes.edit": frozenset({A, S}),
     "minutes.read": frozenset({A, S, C, R}),
+    # Exports and statistics for the Ministry and the organisation (Issue 9).
+    "report.read": frozenset({A, S, R}),
 }
 
 

@@ -409,6 +409,7 @@ async def test_access_policy_matches_the_table(running: Running) -> None:
         "retention.read": ("GET", f"/api/dossiers/{did}/retention", None, 200),
         "minutes.edit": ("GET", f"/api/sessions/{sid}/minutes/template", None, 200),
         "minutes.read": ("GET", f"/api/sessions/{sid}/minutes", None, 200),
+        "report.read": ("GET", "/api/stats", None, 200),
         "retention.delete": ("POST", f"/api/dossiers/{did}/retention/delete",
                              {"reason": "kiểm tra hết hạn", "confirm_dossier_id": did}, 200),
     }

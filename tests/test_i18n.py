@@ -23,10 +23,18 @@ import pytest
 
 from media.camera import Reason
 from server.api.schemas import DossierIn, SessionIn
+from server.exports import COLUMNS as EXPORT_COLUMNS
 from server.i18n import CATALOGUE_PATH, LANGUAGES, both, catalogue, t
 from server.minutes import FIELDS as MINUTES_FIELDS
 from server.minutes_docs import SECTIONS as MINUTES_SECTIONS
-from server.models import Admission, ParticipantRole, SessionKind, SessionStatus, StaffRole
+from server.models import (
+    Admission,
+    ParticipantRole,
+    SessionKind,
+    SessionStatus,
+    StaffRole,
+    StakeholderGroup,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PY_PACKAGES = ("server", "media", "storage", "transcription")
@@ -117,6 +125,8 @@ def families() -> dict[str, set[str]]:
         "minutes.section.": set(MINUTES_SECTIONS),
         "minutes.title.": {k.value for k in SessionKind},
         "minutes.field.": set(MINUTES_FIELDS),
+        "group.": {g.value for g in StakeholderGroup},
+        "stats.export.": set(EXPORT_COLUMNS),
     }
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-from server.models import Admission, ParticipantRole, SessionKind
+from server.models import Admission, ParticipantRole, SessionKind, StakeholderGroup
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -144,6 +144,8 @@ class ParticipantIn(Strict):
     email: Annotated[str, StringConstraints(
         strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"
     )] | None = None
+    stakeholder_group: StakeholderGroup | None = Field(
+        default=None, description="For interviewees: the group they speak for.")
 
 
 class ParticipantOut(BaseModel):
@@ -154,6 +156,7 @@ class ParticipantOut(BaseModel):
     role: str
     email: str | None
     pseudonym: str | None
+    stakeholder_group: str | None = None
     consent_at: datetime | None
     admitted_at: datetime | None = None
     removed_at: datetime | None = None

@@ -257,7 +257,7 @@ def participant_out(p: Participant, session: MeetingSession,
                     join_url: str | None = None) -> ParticipantOut:
     return ParticipantOut(
         id=p.id, session_id=p.session_id, name=p.name, role=p.role, email=p.email,
-        pseudonym=p.pseudonym,
+        pseudonym=p.pseudonym, stakeholder_group=p.stakeholder_group,
         consent_at=p.consent_at, admitted_at=p.admitted_at, removed_at=p.removed_at,
         join_url=join_url,
         camera_required=session_policy(session).camera_required(p.role),
@@ -275,7 +275,9 @@ async def add_participant(request: web.Request, body: ParticipantIn) -> Particip
         if m.status not in (SessionStatus.SCHEDULED, SessionStatus.LIVE):
             raise ApiError(409, "session.already_ended")
         p = Participant(session_id=m.id, name=body.name, role=body.role.value, email=body.email,
-                        pseudonym=body.pseudonym)
+                        pseudonym=body.pseudonym,
+                        stakeholder_group=body.stakeholder_group.value
+                        if body.stakeholder_group else None)
         s.add(p)
         await s.flush()
         audit.record(s, "participant.invited", actor=ident.actor, dossier_id=m.dossier_id,

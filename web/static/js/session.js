@@ -210,7 +210,7 @@ $("#participant-form").addEventListener("submit", async (ev) => {
   try {
     const p = await api("POST", `/api/sessions/${sessionId}/participants`, {
       name: f.get("name"), role: f.get("role"), email: f.get("email") || null,
-      pseudonym: f.get("pseudonym") || null,
+      pseudonym: f.get("pseudonym") || null, stakeholder_group: f.get("stakeholder_group") || null,
     });
     newLinks.set(p.id, p.join_url);
     ev.target.reset();
