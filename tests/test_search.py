@@ -119,7 +119,7 @@ async def test_the_index_finds_what_the_scan_finds_and_follows_deletes(
 @pytest.mark.browser
 @pytest.mark.slow
 async def test_archivist_finds_a_line_and_the_player_seeks_there(
-        tmp_path: Path, chromium_path: str, espeak: str) -> None:
+        tmp_path: Path, chromium_path: str, espeak: str, artifacts_dir: Path) -> None:
     from tests.test_e2e_browser import make_speech
 
     wav = make_speech(espeak, tmp_path / "speech.wav")
@@ -163,7 +163,8 @@ async def test_archivist_finds_a_line_and_the_player_seeks_there(
                 await page.locator("#player-transcript li").nth(2).click()
                 at = await page.evaluate("document.querySelector('#player-video').currentTime")
                 assert abs(at - 5.0) < 0.5, at
-                await page.screenshot(path=str(tmp_path / "player.png"), full_page=True)
+                await page.screenshot(path=str(artifacts_dir / "archive-player.png"),
+                                      full_page=True)
                 # The session page: its hash chain checked, a package made and checked.
                 await page.goto(r.base_url + f"/staff/sessions/{sid}")
                 await page.wait_for_selector("#audit-chain[data-ok='true']", timeout=10000)
