@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from server.database import Database
 from server.errors import ApiError
+from server.i18n import LANGUAGES
 from server.models import ApiToken, LoginSession, StaffRole, User, utcnow
 
 COOKIE_NAME = "hoidong_login"
@@ -189,7 +190,17 @@ def auth_middleware(db_getter: Callable[[web.Request], Database]) -> Middleware:
     ) -> web.StreamResponse:
         # Static files need no identity; skipping them saves a query per asset.
         if not request.path.startswith("/static/"):
-            request[IDENTITY_KEY] = await identify(db_getter(request), request)
+            ident = await identify(db_getter(request), request)
+            request[IDENTITY_KEY] = ident
+            asked = request.query.get("lang")
+            if ident is not None and asked in LANGUAGES and ident.user.language != asked:
+                # The language is the user's, not the browser's: remembered on the account.
+                async with db_getter(request).session() as s:
+                    user = await s.get(User, ident.user.id)
+                    if user is not None:
+                        user.language = asked
+                        await s.commit()
+                ident.user.language = asked
         return await handler(request)
 
     return middleware

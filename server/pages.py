@@ -16,6 +16,7 @@ from aiohttp import web
 
 from server import jointoken, joinwindow
 from server.api.join import CONSENT_KEYS
+from server.auth import IDENTITY_KEY
 from server.i18n import LANGUAGES, for_language, normalise_language, t
 from server.models import (
     MeetingSession,
@@ -30,10 +31,15 @@ LANG_COOKIE = "hoidong_lang"
 
 
 def page_language(request: web.Request) -> str:
+    """``?lang=``, else the logged-in user's own choice, else the browser's cookie, else
+    the server's default."""
     default = request.app[SETTINGS].ui_language
     asked = request.query.get("lang")
     if asked in LANGUAGES:
         return asked
+    ident = request.get(IDENTITY_KEY)
+    if ident is not None and ident.user.language in LANGUAGES:
+        return str(ident.user.language)
     return normalise_language(request.cookies.get(LANG_COOKIE), default)
 
 
