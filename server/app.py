@@ -27,6 +27,7 @@ from server.database import Database, migrate
 from server.errors import error_middleware
 from server.live import LiveRegistry
 from server.models import StaffRole, User
+from server.security import security_headers
 from server.settings import Settings
 from server.state import COMPOSITE, DB, LIVE, SECRET, SETTINGS, STORE, TRANSCRIPTION
 from server.transcribe import TranscriptionService
@@ -46,7 +47,8 @@ def api_registry() -> ApiRegistry:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth.auth_middleware(lambda r: r.app[DB])],
+        middlewares=[security_headers, error_middleware,
+                     auth.auth_middleware(lambda r: r.app[DB])],
         client_max_size=1024 * 1024,
     )
     app[SETTINGS] = settings

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from server.security import HEADERS
 from server.state import STORE
 from storage import ObjectNotFound
 
@@ -25,6 +26,8 @@ async def stream_object(request: web.Request, key: str, size: int, sha256: str,
         "Accept-Ranges": "bytes",
         "Content-Length": str(end - start),
         "ETag": f'"{sha256}"',
+        # Sent before the security middleware could see the response: its headers here.
+        **HEADERS,
         **(headers or {}),
     })
     if partial:
