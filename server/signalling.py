@@ -105,7 +105,8 @@ def parse_message(msg: Any) -> dict[str, Any]:
         raise SignalError("signal.malformed")
     try:
         data = json.loads(msg.data)
-    except (json.JSONDecodeError, TypeError):
+    except (json.JSONDecodeError, TypeError, RecursionError):
+        # RecursionError: a few thousand nested brackets (found by tests/test_fuzz.py).
         raise SignalError("signal.malformed") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise SignalError("signal.malformed")

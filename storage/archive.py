@@ -112,7 +112,10 @@ def _leaves(manifest: str) -> list[bytes]:
     for line in manifest.splitlines():
         if not line.strip():
             continue
-        digest, path = line.split(None, 1)
+        fields = line.split(None, 1)
+        if len(fields) != 2:
+            continue  # reported by the manifest check (package.manifest_malformed)
+        digest, path = fields
         entries.append((path.strip(), digest.lower()))
     return [f"{d}  {p}\n".encode() for p, d in sorted(entries)]
 
@@ -227,7 +230,10 @@ def _check_member(m: zipfile.ZipInfo) -> None:
 def _text(src: _DirSource | _ZipSource, rel: str) -> str:
     with src.open(rel) as f:
         data: bytes = f.read(MAX_TAG_BYTES)
-    return data.decode("utf-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:  # BagIt tag files are UTF-8 (found by tests/test_fuzz.py)
+        raise PackageError("package.not_utf8", f"{rel} is not UTF-8", path=rel) from None
 
 
 def _bag_info(text: str) -> dict[str, str]:
@@ -324,7 +330,12 @@ def _check_manifest(src: _DirSource | _ZipSource, files: dict[str, int], manifes
     for line in manifest.splitlines():
         if not line.strip():
             continue
-        digest, rel = line.split(None, 1)
+        fields = line.split(None, 1)
+        if len(fields) != 2:  # found by tests/test_fuzz.py: it used to raise
+            report.problems.append(Problem("package.manifest_malformed",
+                                           {"line": line.strip()[:80]}))
+            continue
+        digest, rel = fields
         rel = rel.strip()
         listed.add(rel)
         if ".." in PurePosixPath(rel).parts or rel.startswith("/"):
