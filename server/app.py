@@ -29,7 +29,16 @@ from server.live import LiveRegistry
 from server.models import StaffRole, User
 from server.security import security_headers
 from server.settings import Settings
-from server.state import COMPOSITE, DB, LIVE, SECRET, SETTINGS, STORE, TRANSCRIPTION
+from server.state import (
+    COMPOSITE,
+    DB,
+    LIVE,
+    RATE_LIMITS,
+    SECRET,
+    SETTINGS,
+    STORE,
+    TRANSCRIPTION,
+)
 from server.transcribe import TranscriptionService
 
 log = logging.getLogger(__name__)
@@ -52,6 +61,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=1024 * 1024,
     )
     app[SETTINGS] = settings
+    app[RATE_LIMITS] = signalling.rate_limits(settings)
     aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(WEB_DIR / "templates"), autoescape=True,
     )

@@ -133,6 +133,13 @@ class Settings:
         "Keep one small still (320x240 JPEG) of each participant's camera every this many "
         "minutes as proof of presence, stored and hashed with the session (0: never).",
     )
+    signal_hellos_per_minute: int = _setting(
+        300, "Signalling sockets one client address may open per minute (a burst of as "
+        "many is allowed; a whole institution may sit behind one address, and pages "
+        "reconnect by themselves); more are refused with signal.rate_limited.")
+    signal_messages_per_minute: int = _setting(
+        600, "Signalling messages one participant's link may send per minute (bursts of as "
+        "many); more close that participant's socket with signal.rate_limited.")
     media_connect_timeout_s: float = _setting(
         30.0,
         "Seconds a participant's media (ICE and DTLS) may take to connect after the server's "

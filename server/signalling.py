@@ -74,8 +74,10 @@ from server.models import (
     must_wait,
     utcnow,
 )
+from server.ratelimit import Limiter
 from server.session_policy import session_policy
-from server.state import DB, LIVE, SECRET, SETTINGS
+from server.settings import Settings
+from server.state import DB, LIVE, RATE_LIMITS, SECRET, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ CLOSE_CODES = {
     "consent.required": 4403, "camera.required": 4403, "session.ended": 4409,
     "participant.removed": 4403, "join.too_early": 4403, "join.too_late": 4403,
     "participant.not_found": 4404, "lobby.denied": 4403, "lobby.replaced": 4409,
-    "lobby.not_admitted": 4403, "media.connect_timeout": 4408,
+    "lobby.not_admitted": 4403, "media.connect_timeout": 4408, "signal.rate_limited": 4429,
 }
 
 
@@ -150,7 +152,20 @@ async def join_socket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+def rate_limits(settings: Settings) -> tuple[Limiter, Limiter]:
+    """(per address, per link) rate limiters from the settings."""
+    hellos, messages = settings.signal_hellos_per_minute, settings.signal_messages_per_minute
+    return Limiter(hellos / 60, hellos), Limiter(messages / 60, messages)
+
+
+def _limits(app: web.Application) -> tuple[Limiter, Limiter]:
+    return app[RATE_LIMITS]
+
+
 async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
+    if not _limits(request.app)[0].allow(request.remote or "-"):
+        log.warning("signalling: too many sockets from %s", request.remote)
+        raise SignalError("signal.rate_limited")
     try:
         first = await ws.receive(timeout=HELLO_TIMEOUT_S)
     except TimeoutError:
@@ -320,11 +335,15 @@ class _MediaWatch:
 
 async def _messages(request: web.Request, ws: web.WebSocketResponse, conn: Connection,
                     watch: _MediaWatch) -> str:
+    per_link = _limits(request.app)[1]
     async for msg in ws:
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
             break
         if msg.type == WSMsgType.ERROR:
             return "socket_error"
+        if not per_link.allow(conn.participant.id):
+            log.warning("signalling: %s sends too fast; closing", conn.participant.id)
+            raise SignalError("signal.rate_limited")
         data = parse_message(msg)
         kind = data["type"]
         if kind == "offer":
