@@ -50,7 +50,10 @@ async def test_two_parties_agree_a_change_voids_then_the_minutes_lock(
         browser = await p.chromium.launch(executable_path=chromium_path, headless=True,
                                           args=BASE_ARGS)
         try:
-            staff = await browser.new_page(viewport={"width": 1280, "height": 1000})
+            # bypass_csp: Playwright's wait_for_function evaluates with eval, which the CSP
+            # forbids (the policy is tested in tests/test_security_headers.py).
+            staff = await browser.new_page(viewport={"width": 1280, "height": 1000},
+                                           bypass_csp=True)
             await staff.goto(r.base_url + "/staff")
             await staff.fill("#login-form [name=username]", "admin")
             await staff.fill("#login-form [name=password]", ADMIN_PASSWORD)
