@@ -279,9 +279,10 @@ async def test_session_end_to_end(
     assert transcript["status"] == "done", transcript
     text = " ".join(seg["text"] for seg in transcript["segments"]).lower()
     # Word stems: a loaded machine makes Chromium's fake microphone stutter, and tiny.en
-    # then hears "inversity"; the stem still proves the word was spoken and attributed.
-    for stem in ("versity", "report"):
-        assert stem in text, text
+    # then hears "inversity" or "u-n-varsity"; the stem still proves the word was spoken
+    # and attributed.
+    assert "versity" in text or "varsity" in text, text
+    assert "report" in text, text
     # tiny.en cannot tell the homophones apart through Opus; either proves the word.
     assert "council" in text or "counsel" in text, text
     assert {seg["participant_id"] for seg in transcript["segments"]} == {member["id"]}
