@@ -26,18 +26,20 @@ def starts_viewing(request: web.Request) -> bool:
     return not wanted or wanted.replace(" ", "").startswith("bytes=0-")
 
 
-async def log_access(request: web.Request, who: Identity,
+async def log_access(request: web.Request, who: Identity | str,
                      kind: Literal["viewed", "downloaded"], *, dossier_id: str | None,
                      session_id: str | None, what: str, **data: Any) -> None:
     """Record ``access.viewed`` (shown inline: media, documents) or
-    ``access.downloaded`` (handed out as a file) for what ``who`` is being served."""
+    ``access.downloaded`` (handed out as a file) for what ``who`` (a staff identity, or
+    an actor such as ``participant:<id>``) is being served."""
     if not starts_viewing(request):
         return
+    actor = who if isinstance(who, str) else who.actor
     async with request.app[DB].session() as s:
         if kind == "viewed":
-            audit.record(s, "access.viewed", actor=who.actor, dossier_id=dossier_id,
+            audit.record(s, "access.viewed", actor=actor, dossier_id=dossier_id,
                          session_id=session_id, data={"what": what, **data})
         else:
-            audit.record(s, "access.downloaded", actor=who.actor, dossier_id=dossier_id,
+            audit.record(s, "access.downloaded", actor=actor, dossier_id=dossier_id,
                          session_id=session_id, data={"what": what, **data})
         await s.commit()

@@ -56,8 +56,8 @@ from server.models import (
     Recording,
     SessionReport,
     SessionStatus,
-    Transcript,
     new_id,
+    newest_transcript,
     utcnow,
 )
 from storage import ObjectStore, session_prefix, sha256_file, validate_key
@@ -126,9 +126,7 @@ async def _session_parts(db: Database, m: MeetingSession, dossier: Dossier, pref
             .order_by(Recording.started_at))).scalars())
         composites = list((await s.execute(select(Composite).where(
             Composite.session_id == m.id, Composite.status == "done"))).scalars())
-        transcript = (await s.execute(select(Transcript).where(
-            Transcript.session_id == m.id, Transcript.status == "done")
-            .order_by(Transcript.created_at.desc()).limit(1))).scalar_one_or_none()
+        transcript = await newest_transcript(s, m.id)
         reports = list((await s.execute(select(SessionReport).where(
             SessionReport.session_id == m.id))).scalars())
         chain = session_chain(m.id)

@@ -51,8 +51,8 @@ from server.models import (
     MinutesVersion,
     Participant,
     SessionKind,
-    Transcript,
     TranscriptSegment,
+    newest_transcript,
     public_name,
     utcnow,
 )
@@ -113,12 +113,10 @@ async def template(db: Database, session_id: str, lang: str) -> dict[str, str]:
         d = await s.get(Dossier, m.dossier_id)
         people = (await s.execute(select(Participant).where(
             Participant.session_id == m.id).order_by(Participant.created_at))).scalars().all()
-        newest = (await s.execute(select(Transcript.id).where(
-            Transcript.session_id == m.id, Transcript.status == "done")
-            .order_by(Transcript.created_at.desc()).limit(1))).scalar_one_or_none()
+        newest = await newest_transcript(s, m.id)
         spoke = set() if newest is None else set((await s.execute(
             select(TranscriptSegment.participant_id).where(
-                TranscriptSegment.transcript_id == newest).distinct())).scalars())
+                TranscriptSegment.transcript_id == newest.id).distinct())).scalars())
 
     def say(key: str, params: dict[str, object] | None = None) -> str:
         return t(key, lang, params)

@@ -406,6 +406,17 @@ class Transcript(Base):
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+async def newest_transcript(s: Any, session_id: str) -> Transcript | None:
+    """The session's newest finished transcript (what every export, package and draft
+    uses; a re-run makes a new one, the older ones stay)."""
+    from sqlalchemy import select
+
+    row: Transcript | None = (await s.execute(select(Transcript).where(
+        Transcript.session_id == session_id, Transcript.status == "done")
+        .order_by(Transcript.created_at.desc()).limit(1))).scalar_one_or_none()
+    return row
+
+
 class TranscriptSegment(Base):
     """One line of a transcript, kept in the database for display and search."""
 

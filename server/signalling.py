@@ -158,12 +158,8 @@ def rate_limits(settings: Settings) -> tuple[Limiter, Limiter]:
     return Limiter(hellos / 60, hellos), Limiter(messages / 60, messages)
 
 
-def _limits(app: web.Application) -> tuple[Limiter, Limiter]:
-    return app[RATE_LIMITS]
-
-
 async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
-    if not _limits(request.app)[0].allow(request.remote or "-"):
+    if not request.app[RATE_LIMITS][0].allow(request.remote or "-"):
         log.warning("signalling: too many sockets from %s", request.remote)
         raise SignalError("signal.rate_limited")
     try:
@@ -335,7 +331,7 @@ class _MediaWatch:
 
 async def _messages(request: web.Request, ws: web.WebSocketResponse, conn: Connection,
                     watch: _MediaWatch) -> str:
-    per_link = _limits(request.app)[1]
+    per_link = request.app[RATE_LIMITS][1]
     async for msg in ws:
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
             break

@@ -34,6 +34,7 @@ from server.models import (
     SessionStatus,
     Transcript,
     TranscriptSegment,
+    newest_transcript,
     public_name,
 )
 from server.policy import require
@@ -148,10 +149,7 @@ async def _export(request: web.Request, name: str, fmt: str) -> web.Response:
     who = require(request, "transcript.read")
     async with request.app[DB].session() as s:
         m = await session_from_path(s, request)
-        t = (await s.execute(
-            select(Transcript).where(Transcript.session_id == m.id, Transcript.status == "done")
-            .order_by(Transcript.created_at.desc()).limit(1)
-        )).scalar_one_or_none()
+        t = await newest_transcript(s, m.id)
     entry = (t.exports or {}).get(name) if t is not None else None
     if t is None or entry is None:
         raise ApiError(404, "transcript.not_ready")
@@ -247,10 +245,7 @@ async def _stored_transcript(request: web.Request, fmt: str, content_type: str) 
     who = require(request, "transcript.read")
     async with request.app[DB].session() as s:
         m = await session_from_path(s, request)
-        t = (await s.execute(
-            select(Transcript).where(Transcript.session_id == m.id, Transcript.status == "done")
-            .order_by(Transcript.created_at.desc()).limit(1)
-        )).scalar_one_or_none()
+        t = await newest_transcript(s, m.id)
     key = None if t is None else (t.vtt_key if fmt == "vtt" else t.json_key)
     if t is None or key is None:
         raise ApiError(404, "transcript.not_ready")

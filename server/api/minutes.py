@@ -279,12 +279,11 @@ async def party_pdf(request: web.Request) -> web.Response:
     m, p = await _party(request, request.query.get("token", ""))
     async with request.app[DB].session() as s:
         final = await s.get(MinutesFinal, m.id)
-        if final is None:
-            raise ApiError(404, "minutes.not_locked")
-        audit.record(s, "access.downloaded", actor=f"participant:{p.id}",
-                     dossier_id=m.dossier_id, session_id=m.id,
-                     data={"what": "minutes.pdf", "version": final.version_number})
-        await s.commit()
+    if final is None:
+        raise ApiError(404, "minutes.not_locked")
+    await log_access(request, f"participant:{p.id}", "downloaded", dossier_id=m.dossier_id,
+                     session_id=m.id, what="minutes.pdf", version=final.version_number,
+                     sha256=final.pdf_sha256)
     data = await request.app[STORE].get_bytes(final.pdf_key)
     return web.Response(body=data, content_type="application/pdf", headers={
         "X-Content-SHA256": final.pdf_sha256,
