@@ -8,7 +8,7 @@ app (`hoidong serve`: auth, signalling, recording every track to the store); the
 baseline forwards only (bench/naive_server.py).
 
     python -m bench.media [--n 2,4,6,10,15,20] [--naive-max 20] [--seconds 15]
-                          [--servers passthrough,passthrough_sender,naive]
+                          [--servers passthrough,passthrough_python,passthrough_sender,naive]
 
 Writes bench/results/media.json: {server: {N: {cpu_cores, delivered_pct, p95_delay_ms,
 rss_mb, ...}}} and prints a table. p95_delay_ms is each video frame's arrival delay
@@ -40,9 +40,15 @@ from bench.proc import cpu_seconds, machine_busy, rss_mb
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results" / "media.json"
 PEERS_PER_CLIENT = 4
-# passthrough: hoidong as shipped; passthrough_sender: the same with fast_forwarding off
+# passthrough: hoidong as shipped; passthrough_python: the same with native_send off
+# (SRTP and sendto per packet from Python); passthrough_sender: fast_forwarding off
 # (every slot through aiortc's per-track sender task); naive: aiortc's MediaRelay.
-SERVERS = ("passthrough", "passthrough_sender", "naive")
+SERVERS = ("passthrough", "passthrough_python", "passthrough_sender", "naive")
+HOIDONG_ENV = {
+    "passthrough": {},
+    "passthrough_python": {"HOIDONG_NATIVE_SEND": "false"},
+    "passthrough_sender": {"HOIDONG_FAST_FORWARDING": "false"},
+}
 WARMUP_S = 8.0
 SETTLE_S = 5.0
 
@@ -73,13 +79,17 @@ def server_log() -> Any:
     return open(path, "ab") if path else subprocess.DEVNULL
 
 
-async def start_hoidong(n: int, tmp: Path, fast: bool = True
+async def start_hoidong(n: int, tmp: Path, fast: bool = True,
+                        extra_env: dict[str, str] | None = None,
                         ) -> tuple[subprocess.Popen[bytes], str, str, list[dict[str, str]]]:
+    """Start ``hoidong serve`` (``extra_env``: settings on top) with a started council
+    meeting and ``n`` consenting members; returns (process, ws url, session, peers)."""
     port = free_port()
     env = {**os.environ, "HOIDONG_DATA_DIR": str(tmp / "data"), "HOIDONG_PORT": str(port),
            "HOIDONG_ADMIN_PASSWORD": "bench-password", "HOIDONG_MAX_PARTICIPANTS": str(n),
            "HOIDONG_TRANSCRIBE_ON_END": "false", "HOIDONG_WHISPER_MODEL": "tiny.en",
-           "HOIDONG_LOG_LEVEL": "WARNING", "HOIDONG_FAST_FORWARDING": str(fast).lower()}
+           "HOIDONG_LOG_LEVEL": "WARNING", "HOIDONG_FAST_FORWARDING": str(fast).lower(),
+           **(extra_env or {})}
     log = server_log()
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=ROOT,
                             stdout=log, stderr=log)
@@ -123,8 +133,8 @@ async def start_naive(n: int) -> tuple[subprocess.Popen[bytes], str, str, list[d
 async def run_one(server: str, n: int, seconds: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hoidong-bench-") as tmp_s:
         tmp = Path(tmp_s)
-        if server in ("passthrough", "passthrough_sender"):
-            proc, ws_url, sid, peers = await start_hoidong(n, tmp, fast=server == "passthrough")
+        if server in HOIDONG_ENV:
+            proc, ws_url, sid, peers = await start_hoidong(n, tmp, extra_env=HOIDONG_ENV[server])
         else:
             proc, ws_url, sid, peers = await start_naive(n)
         try:

@@ -77,6 +77,7 @@ class FastPath:
         self.kind = kind
         self._workers = workers
         self._worker: tuple[int, int] | None = None  # (worker, slot) when one sends for us
+        self._local: int | None = None  # our slot in the in-process native table
         self._via_worker = False
         self._transceiver = transceiver
         self._sender: RTCRtpSender = transceiver.sender
@@ -161,6 +162,14 @@ class FastPath:
         self._sendto = self._dgram.sendto
         self._addr = pair.remote_addr
         sender._retransmit = self.retransmit  # type: ignore[method-assign]
+        local = self._workers.local if self._workers is not None else None
+        if local is not None:
+            slot = local.allocate()
+            sock = self._dgram.get_extra_info("socket")
+            if sock is not None and local.add(slot, self._srtp, sock.fileno(), self._addr):
+                self._local = slot
+            else:
+                local.remove(slot)
         if self._workers:
             self._worker = self._workers.add(
                 self._dgram.get_extra_info("socket"), self._addr, *_tx_key(dtls)
@@ -172,7 +181,10 @@ class FastPath:
         """The slot's connection is closing: its worker lets go of the socket."""
         if self._worker is not None and self._workers:
             self._workers.remove(*self._worker)
+        if self._local is not None and self._workers is not None and self._workers.local:
+            self._workers.local.remove(self._local)
         self._worker = None
+        self._local = None
         self._ready = False
         self._broken = True
 
@@ -221,6 +233,10 @@ class FastPath:
         if self._via_worker:
             assert self._workers is not None and self._worker is not None
             self._workers.queue(self._worker[0], self._worker[1], raw)
+            return
+        if self._local is not None:
+            assert self._workers is not None
+            self._workers.queue_local(self._local, raw)  # sent at the forwarder's flush
             return
         size = len(raw)
         if size > len(self._buf) - _SRTP_TRAILER:

@@ -8,6 +8,7 @@ every recording is finished and stored while the store and database are still op
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -19,6 +20,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import func, select
 
+from media import nativesend
 from server import auth, metrics, pages, signalling
 from server.api import archive, documents, evidence, join, minutes, public, reports, staff
 from server.api.framework import ApiRegistry
@@ -151,6 +153,9 @@ async def _transcription(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _live(app: web.Application) -> AsyncIterator[None]:
+    if app[SETTINGS].fast_forwarding and app[SETTINGS].native_send:
+        # Compiled on a first start (seconds): not on the event loop.
+        await asyncio.to_thread(nativesend.load)
     registry = LiveRegistry(app[DB], app[STORE], app[SETTINGS])
     app[LIVE] = registry
     registry.segments.start()

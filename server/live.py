@@ -67,7 +67,8 @@ class LiveRegistry:
         self._locks: dict[str, asyncio.Lock] = {}
         self._rooms: dict[str, Room] = {}
         self.lobby = Lobby()
-        self._workers = SendWorkers(settings.send_workers if settings.fast_forwarding else 0)
+        self._workers = SendWorkers(settings.send_workers if settings.fast_forwarding else 0,
+                                    native=settings.fast_forwarding and settings.native_send)
         # Leaves, and losses that wait reconnect_grace_s for a comeback.
         self._departures = Departures(db, settings.reconnect_grace_s)
         self._finishing: set[asyncio.Task[None]] = set()

@@ -91,6 +91,12 @@ class Settings:
         "Send forwarded media straight from the forwarding call (RTP header, SRTP, UDP) "
         "instead of through aiortc's per-track sender tasks; off only to compare.",
     )
+    native_send: bool = _setting(
+        True,
+        "Protect and send forwarded packets in batches in C (compiled with the system's C "
+        "compiler on first start, cached under ~/.cache/hoidong); without a compiler, or "
+        "off, the Python path sends the same packets with more CPU.",
+    )
     send_workers: int = _setting(
         1,
         "Processes that encrypt and send forwarded media beside the server process, so "

@@ -25,14 +25,18 @@ def test_vp8_chunks_cover_the_frame() -> None:
     assert vp8_chunks(b"") == [b""]
 
 
-@pytest.mark.parametrize(("fast", "workers"), [(True, 1), (True, 0), (False, 0)],
-                         ids=["fast-send-worker", "fast-in-process", "aiortc-sender"])
-async def test_every_path_delivers_every_stream(tmp_path: Path, fast: bool, workers: int
-                                                ) -> None:
+@pytest.mark.parametrize(
+    ("fast", "workers", "native"),
+    [(True, 1, True), (True, 1, False), (True, 0, True), (True, 0, False), (False, 0, False)],
+    ids=["fast-send-worker-native", "fast-send-worker-python", "fast-in-process-native",
+         "fast-in-process-python", "aiortc-sender"])
+async def test_every_path_delivers_every_stream(tmp_path: Path, fast: bool, workers: int,
+                                                native: bool) -> None:
     # Fan-out 1 is enough for the worker here (the default keeps small meetings
     # in-process).
     settings = make_settings(tmp_path, fast_forwarding=fast, send_workers=workers,
-                             send_worker_fanout=1, transcribe_on_end=False)
+                             send_worker_fanout=1, transcribe_on_end=False,
+                             native_send=native)
     async for r in start_app(settings):
         sid = await new_session(r)
         people = [await invite(r, sid, name, role) for name, role in
@@ -55,6 +59,8 @@ async def test_every_path_delivers_every_stream(tmp_path: Path, fast: bool, work
                 assert fast_path is not None and fast_path.ready()
                 # Sent by a worker process, or by the server itself.
                 assert (fast_path._worker is not None) == (workers > 0)
+                # The native table is the server's own send path when it is on.
+                assert (fast_path._local is not None) == native
                 assert fast_path.packets >= slot.track.delivered > 0
                 # aiortc's sender reports what the fast path sent (RTCP SR counters) and
                 # answers NACKs through it.
@@ -66,6 +72,11 @@ async def test_every_path_delivers_every_stream(tmp_path: Path, fast: bool, work
                 assert fast_path.retransmitted == before + 1
                 await fast_path.retransmit((fast_path._seq + 1000) & 0xFFFF)  # never sent
                 assert fast_path.retransmitted == before + 1
+            pool = r.app[LIVE]._workers
+            # In-process, the native path sent them (and lost none on loopback).
+            in_process_native = native and workers == 0
+            assert (pool.local_sent > 100) == in_process_native
+            assert pool.local_lost == 0
         finally:
             await close_all(clients)
 
