@@ -3,7 +3,9 @@
 Every error a client can cause is answered with a 4xx whose JSON body is
 ``{"error": {"code": KEY, "message": {"vi": ..., "en": ...}}}``; an unexpected
 exception is logged and answered with a 500 in the same shape, so a client never
-sees a stack trace. HTML pages render the same messages through ``error.html``.
+sees a stack trace. A database that cannot be reached (PostgreSQL restarting, stopped,
+the connection cut) is no bug: a 503 ``database.unavailable`` with ``Retry-After``.
+HTML pages render the same messages through ``error.html``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from server.database import is_unavailable
 from server.i18n import both
 from storage.errors import ObjectNotFound, StorageError, StorageUnavailable
 
@@ -51,6 +54,9 @@ _HTTP_CODES = {
 }
 
 
+# Seconds a client is asked to wait before trying again while the database is away.
+DATABASE_RETRY_AFTER_S = 2
+
 # Headers an HTTP error must keep when its body is replaced by the JSON error.
 _KEPT_HEADERS = ("Content-Range", "Allow", "Retry-After")
 
@@ -75,7 +81,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if name in exc.headers:
                 resp.headers[name] = exc.headers[name]
         return resp
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):
+            log.warning("database unavailable on %s %s: %s: %s", request.method,
+                        request.path, type(exc).__name__, exc)
+            resp = error_response(503, "database.unavailable")
+            resp.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+            return resp
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "http.internal")
 
