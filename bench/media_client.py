@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import json
+import os
 import pickle
 import socket
 import sys
@@ -131,6 +132,7 @@ async def run_peer(spec: dict[str, Any], me: dict[str, str], fixture: dict[str, 
         by_ssrc = {ssrc: (received.setdefault(mid, []), rates[kinds[mid]])
                    for ssrc, mid in ssrcs_by_mid(msg["sdp"]) if mid in kinds}
         dtls: Any = slots[0].receiver.transport
+        keep: list[socket.socket] = []  # our duplicates of the peer's sockets
 
         def count(header: bytes) -> None:
             """Note a frame from an RTP header (plain, or SRTP: SRTP encrypts the payload,
@@ -156,22 +158,36 @@ async def run_peer(spec: dict[str, Any], me: dict[str, str], fixture: dict[str, 
             return True
 
         async def shortcut_when_connected() -> None:
-            # aioice parses every datagram as STUN first and queues it for a task; once
-            # SRTP is up, media datagrams skip all that.
+            # aioice parses every datagram as STUN first and queues it for a task, and
+            # asyncio reads one datagram per loop iteration; once SRTP is up, the socket
+            # is drained in one callback and media datagrams skip all that.
             while dtls._rx_srtp is None:
                 await asyncio.sleep(0.05)
+            loop = asyncio.get_running_loop()
             for proto in dtls.transport._connection._protocols:
                 sock = proto.transport.get_extra_info("socket")
-                if sock is not None:
-                    # ~38 streams per peer: a short stall must not overflow the socket.
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-                original = proto.datagram_received
+                if sock is None:
+                    continue
+                # ~38 streams per peer: a short stall must not overflow the socket.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+                raw = socket.socket(fileno=os.dup(sock.fileno()))
+                raw.setblocking(False)
+                keep.append(raw)
 
-                def datagram_received(data: bytes, addr: Any, original: Any = original) -> None:
-                    if not count_datagram(data):
-                        original(data, addr)
+                def drain(raw: socket.socket = raw, proto: Any = proto) -> None:
+                    for _ in range(256):  # then let the loop breathe
+                        try:
+                            data, addr = raw.recvfrom(4096)
+                        except (BlockingIOError, InterruptedError):
+                            return
+                        except OSError:
+                            loop.remove_reader(raw.fileno())
+                            return
+                        if not count_datagram(data):
+                            proto.datagram_received(data, addr)
 
-                proto.datagram_received = datagram_received
+                loop.remove_reader(sock.fileno())  # asyncio's one-datagram reader
+                loop.add_reader(raw.fileno(), drain)
 
         shortcut = asyncio.create_task(shortcut_when_connected())
 
@@ -185,6 +201,9 @@ async def run_peer(spec: dict[str, Any], me: dict[str, str], fixture: dict[str, 
         await asyncio.sleep(max(0.0, spec["window_end"] - time.time()) + 0.5)
         reader.cancel()
         shortcut.cancel()
+        for raw in keep:
+            asyncio.get_running_loop().remove_reader(raw.fileno())
+            raw.close()
         await pc.close()
         await ws.close()
     per_source: dict[str, dict[str, Any]] = {}

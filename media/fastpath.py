@@ -7,7 +7,8 @@ second, more than a core of Python. :class:`FastPath` sends a slot's frames dire
 from :meth:`media.forwarder.Forwarder.publish`: it patches a prepared RTP header
 (sequence number, timestamp, marker, abs-send-time), protects it with the sender's own
 SRTP session and hands it to the ICE pair's UDP transport, with no task and no objects
-per packet.
+per packet. With the native send path (:mod:`media.nativesend`) the packets of a
+published frame are queued instead, and protected and sent in one C call per frame.
 
 aiortc's sender stays in charge of everything else: it sends RTCP sender reports from
 counters this module keeps up to date, receives NACK/PLI/FIR, and answers a NACK
@@ -35,12 +36,14 @@ from aiortc.rtcdtlstransport import State
 from aiortc.rtp import RtpPacket, wrap_rtx
 from pylibsrtp._binding import ffi, lib  # type: ignore[import-not-found]
 
+from media.nativesend import NativeSender
 from media.sendworker import SendWorkers
 
 log = logging.getLogger(__name__)
 
 PACKET_MAX = 1200  # payload bytes per RTP packet, like aiortc (room for SRTP and TURN)
 _HISTORY = 512  # packets kept per slot for retransmission (~0.5 s of 500 kbps video)
+_FRAMES = 256  # frames kept per slot on the native path (~1 s of video, 5 s of audio)
 _ABS_MARK = b"\xab\xcd\xef"
 _NTP_EPOCH = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 _SRTP_TRAILER = 16 + 128  # SRTP_MAX_TRAILER_LEN in libsrtp 2
@@ -97,6 +100,9 @@ class FastPath:
         self._ts_origin = random.getrandbits(32)
         self._picture_id = random.getrandbits(15)
         self._history: list[bytes | None] = [None] * _HISTORY
+        # The native path keeps frames: (first seq, packets, timestamp, picture id, bodies).
+        self._frames: list[tuple[int, int, int, int, list[bytes]] | None] = [None] * _FRAMES
+        self._frame_at = 0
         self.packets = 0
         self.octets = 0
         self.retransmitted = 0
@@ -166,7 +172,8 @@ class FastPath:
         if local is not None:
             slot = local.allocate()
             sock = self._dgram.get_extra_info("socket")
-            if sock is not None and local.add(slot, self._srtp, sock.fileno(), self._addr):
+            if sock is not None and local.add(slot, self._srtp, sock.fileno(), self._addr,
+                                              bytes(self._template), self._abs_at, self._pt):
                 self._local = slot
             else:
                 local.remove(slot)
@@ -198,9 +205,15 @@ class FastPath:
         are encrypted and sent here. Both may alternate: they use different sequence
         numbers of the same stream, so no SRTP keystream is ever used twice.
         """
+        ts = (self._ts_origin + rtp_timestamp) & 0xFFFFFFFF
+        local = self._workers.local if self._workers is not None else None
+        if self._local is None:
+            local = None
+        if local is not None and (chunks is not None or self.kind == "audio"):
+            self._plan(local, data, ts, chunks)
+            return
         self._via_worker = via_worker and self._worker is not None
         template = self._template
-        ts = (self._ts_origin + rtp_timestamp) & 0xFFFFFFFF
         ntp = ntp_now()
         if self._abs_at >= 0:
             template[self._abs_at:self._abs_at + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
@@ -234,10 +247,6 @@ class FastPath:
             assert self._workers is not None and self._worker is not None
             self._workers.queue(self._worker[0], self._worker[1], raw)
             return
-        if self._local is not None:
-            assert self._workers is not None
-            self._workers.queue_local(self._local, raw)  # sent at the forwarder's flush
-            return
         size = len(raw)
         if size > len(self._buf) - _SRTP_TRAILER:
             return  # cannot happen with PACKET_MAX payloads; never overrun the buffer
@@ -248,10 +257,53 @@ class FastPath:
         assert self._sendto is not None
         self._sendto(self._buf[0:self._len[0]], self._addr)
 
+    def _plan(self, local: NativeSender, data: bytes, ts: int, chunks: list[bytes] | None
+              ) -> None:
+        """The native path: the frame the forwarder began on ``local`` goes out on this
+        slot at its flush; kept per frame (not per packet) for retransmission."""
+        seq = self._seq
+        if chunks is not None:
+            count = len(chunks)
+            pid = self._picture_id
+            self._picture_id = (pid + 1) & 0x7FFF
+            self.octets += len(data) + 4 * count
+        else:
+            count, pid = 1, 0
+            self.octets += len(data)
+        self._seq = (seq + count) & 0xFFFF
+        self.packets += count
+        local.plan(self._local, seq, ts, pid)  # type: ignore[arg-type]
+        self._frames[self._frame_at] = (seq, count, ts, pid, chunks or [data])
+        self._frame_at = (self._frame_at + 1) % _FRAMES
+        sender: Any = self._sender
+        sender._RTCRtpSender__ntp_timestamp = local.ntp
+        sender._RTCRtpSender__rtp_timestamp = ts
+        sender._RTCRtpSender__octet_count = self.octets
+        sender._RTCRtpSender__packet_count = self.packets
+
+    def _sent_packet(self, seq: int) -> bytes | None:
+        """The RTP packet (unprotected) last sent with ``seq``, if still kept."""
+        raw = self._history[seq % _HISTORY]
+        if raw is not None and struct.unpack_from("!H", raw, 2)[0] == seq:
+            return raw
+        for frame in self._frames:
+            if frame is None or (seq - frame[0]) & 0xFFFF >= frame[1]:
+                continue
+            first, count, ts, pid, bodies = frame
+            i = (seq - first) & 0xFFFF
+            header = bytearray(self._template)
+            header[1] = self._pt | 0x80 if i == count - 1 else self._pt
+            struct.pack_into("!HI", header, 2, seq, ts)
+            if self.kind != "video":
+                return bytes(header) + bodies[i]
+            return bytes(header) + bytes((0x90 if i == 0 else 0x80, 0x80, 0x80 | (pid >> 8),
+                                          pid & 0xFF)) + bodies[i]
+        return None
+
     async def retransmit(self, sequence_number: int) -> None:
         """Answer a NACK for ``sequence_number`` (as RTX when negotiated)."""
-        raw = self._history[sequence_number % _HISTORY]
-        if raw is None or struct.unpack_from("!H", raw, 2)[0] != sequence_number:
+        raw = self._sent_packet(sequence_number)
+        if raw is None:
             return
         if self._rtx_pt is not None:
             packet = wrap_rtx(RtpPacket.parse(raw, self._ext_map), payload_type=self._rtx_pt,

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiortc import MediaStreamTrack
 
-from media.fastpath import FastPath, vp8_chunks
+from media.fastpath import FastPath, ntp_now, vp8_chunks
 from media.frames import EncodedFrame
 from media.sendworker import SendWorkers
 from media.vp8 import is_keyframe
@@ -216,6 +216,10 @@ class Forwarder:
         # Cut once per published frame, not once per subscriber.
         chunks = vp8_chunks(frame.data) if frame.kind == "video" else None
         via_workers = bool(self._workers) and len(slots) >= self._worker_fanout
+        local = self._workers.local if self._workers is not None else None
+        if local is not None:
+            local.begin(chunks if chunks is not None else [frame.data],
+                        frame.kind == "video", ntp_now())
         fanout = len(slots)
         FORWARDED.frames += fanout
         FORWARDED.packets += fanout * (len(chunks) if chunks else 1)

@@ -21,7 +21,6 @@ repeated slot u32, length u16, packet.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import os
 import socket
@@ -44,40 +43,36 @@ _ITEM = struct.Struct("!IH")
 class SendWorkers:
     """A pool of send workers (``count`` processes; 0: none, send in-process).
 
-    With ``native``, packets are protected and sent by the compiled batch sender
-    (:mod:`media.nativesend`) where it can be built: by the workers, and in-process
-    through :attr:`local` (slots queue with :meth:`queue_local`; :meth:`flush` sends).
-    """
+    With ``native``, where :mod:`media.nativesend` builds, :attr:`local` is the
+    in-process native sender and no worker is started: one C call per frame in the
+    server costs less than handing the packets to another process."""
 
     def __init__(self, count: int, native: bool = False) -> None:
+        lib = nativesend.load() if native else None
+        self.local = nativesend.NativeSender(lib) if lib is not None else None
+        if self.local is not None:
+            count = 0
         self._links: list[socket.socket] = []
         self._procs: list[subprocess.Popen[bytes]] = []
         self._batches: list[list[bytes]] = []
         self._sizes: list[int] = []
-        self._free: list[list[int]] = []
-        self._next: list[int] = []
+        self._next_slot = 0
         self._next_worker = 0
         self.dropped_batches = 0
-        lib = nativesend.load() if native else None
-        self.local = nativesend.NativeSlots(lib) if lib is not None else None
-        self._local_batch: list[bytes] = []
-        self.local_sent = 0
-        self.local_lost = 0
         for _ in range(count):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             for end, option in ((ours, socket.SO_SNDBUF), (theirs, socket.SO_RCVBUF)):
                 end.setsockopt(socket.SOL_SOCKET, option, LINK_BUFFER)
-            argv = [sys.executable, "-m", "media.sendworker", str(theirs.fileno())]
-            proc = subprocess.Popen(argv + (["--native"] if lib is not None else []),
-                                    pass_fds=[theirs.fileno()], close_fds=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "media.sendworker", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], close_fds=True,
+            )
             theirs.close()
             ours.setblocking(False)
             self._links.append(ours)
             self._procs.append(proc)
             self._batches.append([])
             self._sizes.append(0)
-            self._free.append([])
-            self._next.append(0)
 
     def __bool__(self) -> bool:
         return bool(self._links)
@@ -89,12 +84,8 @@ class SendWorkers:
             return None
         worker = self._next_worker % len(self._links)
         self._next_worker += 1
-        # Small numbers, reused: a native worker's slot table is an array.
-        if self._free[worker]:
-            slot = heapq.heappop(self._free[worker])
-        else:
-            slot = self._next[worker]
-            self._next[worker] += 1
+        self._next_slot += 1
+        slot = self._next_slot
         host = addr[0].encode("ascii")
         message = (b"A" + struct.pack("!IIH", slot, profile, len(key)) + key
                    + struct.pack("!H", addr[1]) + host)
@@ -102,7 +93,6 @@ class SendWorkers:
             socket.send_fds(self._links[worker], [message], [sock.fileno()])
         except OSError:
             log.exception("a send worker refused a slot; it is sent in-process")
-            heapq.heappush(self._free[worker], slot)
             return None
         return worker, slot
 
@@ -110,8 +100,7 @@ class SendWorkers:
         try:
             self._links[worker].send(b"R" + struct.pack("!I", slot))
         except OSError:
-            return  # the worker is gone or full: it drops the slot's socket when it exits
-        heapq.heappush(self._free[worker], slot)
+            pass  # the worker is gone or full: it drops the slot's socket when it exits
 
     def queue(self, worker: int, slot: int, packet: bytes) -> None:
         """Queue one RTP packet (unencrypted) for ``slot``; sent at the next flush."""
@@ -122,19 +111,11 @@ class SendWorkers:
         batch.append(packet)
         self._sizes[worker] += len(packet) + 6
 
-    def queue_local(self, slot: int, packet: bytes) -> None:
-        """Queue one RTP packet for :attr:`local` slot ``slot``; sent at the next flush."""
-        self._local_batch.append(_ITEM.pack(slot, len(packet)))
-        self._local_batch.append(packet)
-
     def flush(self) -> None:
-        """Send what was queued in-process and hand every worker its part (called once
-        per forwarded frame)."""
-        if self._local_batch and self.local is not None:
-            sent, lost = self.local.send(b"".join(self._local_batch))
-            self._local_batch.clear()
-            self.local_sent += sent
-            self.local_lost += lost
+        """Send the frame planned on :attr:`local` and hand every worker what was
+        queued (called once per forwarded frame)."""
+        if self.local is not None:
+            self.local.flush()
         for worker, batch in enumerate(self._batches):
             if batch:
                 self._flush_one(worker)
@@ -160,13 +141,10 @@ class SendWorkers:
         self._procs.clear()
 
 
-def _serve(link: socket.socket, native: bool = False) -> None:
-    """The worker's loop: until the server closes the link. With ``native``, batches
-    go through :mod:`media.nativesend` where it loads (else the Python loop below)."""
+def _serve(link: socket.socket) -> None:
+    """The worker's loop: until the server closes the link."""
     from pylibsrtp import Policy, Session
 
-    lib = nativesend.load() if native else None
-    table = nativesend.NativeSlots(lib) if lib is not None else None
     slots: dict[int, tuple[Any, socket.socket, tuple[str, int]]] = {}
     while True:
         try:
@@ -176,9 +154,7 @@ def _serve(link: socket.socket, native: bool = False) -> None:
         if not message:
             break
         kind = message[:1]
-        if kind == b"D" and table is not None:
-            table.send(memoryview(message)[1:])
-        elif kind == b"D":
+        if kind == b"D":
             view = memoryview(message)
             pos = 1
             end = len(message)
@@ -200,29 +176,15 @@ def _serve(link: socket.socket, native: bool = False) -> None:
             policy = Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile)
             udp = socket.socket(fileno=fds[0]) if fds else None
             if udp is not None:
-                _drop(slots, table, slot_id)  # a number reused before its R arrived
-                session = Session(policy)
-                if table is None or not table.add(slot_id, session, udp.fileno(),
-                                                  (host, port), keep=udp):
-                    slots[slot_id] = (session, udp, (host, port))
+                slots[slot_id] = (Session(policy), udp, (host, port))
         elif kind == b"R":
             (slot_id,) = struct.unpack_from("!I", message, 1)
-            _drop(slots, table, slot_id)
+            entry = slots.pop(slot_id, None)
+            if entry is not None:
+                entry[1].close()
         for fd in fds[1:]:
             os.close(fd)
 
 
-def _drop(slots: dict[int, tuple[Any, socket.socket, tuple[str, int]]],
-          table: nativesend.NativeSlots | None, slot_id: int) -> None:
-    """Forget ``slot_id`` and close its socket duplicate (wherever it was registered)."""
-    entry = slots.pop(slot_id, None)
-    if entry is not None:
-        entry[1].close()
-    if table is not None:
-        udp = table.remove(slot_id)
-        if udp is not None:
-            udp.close()
-
-
 if __name__ == "__main__":
-    _serve(socket.socket(fileno=int(sys.argv[1])), native="--native" in sys.argv[2:])
+    _serve(socket.socket(fileno=int(sys.argv[1])))

@@ -57,10 +57,10 @@ async def test_every_path_delivers_every_stream(tmp_path: Path, fast: bool, work
                     assert fast_path is None
                     continue
                 assert fast_path is not None and fast_path.ready()
-                # Sent by a worker process, or by the server itself.
-                assert (fast_path._worker is not None) == (workers > 0)
-                # The native table is the server's own send path when it is on.
+                # The native path replaces the workers; else a worker process sends, or
+                # the server itself.
                 assert (fast_path._local is not None) == native
+                assert (fast_path._worker is not None) == (workers > 0 and not native)
                 assert fast_path.packets >= slot.track.delivered > 0
                 # aiortc's sender reports what the fast path sent (RTCP SR counters) and
                 # answers NACKs through it.
@@ -73,10 +73,12 @@ async def test_every_path_delivers_every_stream(tmp_path: Path, fast: bool, work
                 await fast_path.retransmit((fast_path._seq + 1000) & 0xFFFF)  # never sent
                 assert fast_path.retransmitted == before + 1
             pool = r.app[LIVE]._workers
-            # In-process, the native path sent them (and lost none on loopback).
-            in_process_native = native and workers == 0
-            assert (pool.local_sent > 100) == in_process_native
-            assert pool.local_lost == 0
+            # The native path sent them (and lost none on loopback), with no worker.
+            assert (pool.local is not None) == native
+            assert not pool._procs if native else len(pool._procs) == workers
+            if pool.local is not None:
+                assert pool.local.sent > 100
+                assert pool.local.lost == 0
         finally:
             await close_all(clients)
 

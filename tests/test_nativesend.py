@@ -1,44 +1,55 @@
-"""The native batch sender (``media.nativesend``): what it sends decrypts, with the
-receiver's own libsrtp session, to exactly the packets given, in order; malformed
-batches, unknown slots, closed sockets and replayed sequence numbers lose packets
-(counted), never crash or overrun; the send worker uses it too."""
+"""The native sender (``media.nativesend``): one frame to many slots in one C call.
+What arrives decrypts, with the receiver's own libsrtp session, to exactly the RTP
+packets the Python path builds (header template, sequence numbers, timestamp, marker,
+abs-send-time, VP8 descriptor, bodies), for both SRTP profiles; unknown or removed
+slots, closed sockets, oversized bodies and replayed sequence numbers lose packets
+(counted), never crash or overrun."""
 
 from __future__ import annotations
 
 import os
 import socket
 import struct
-import time
+from array import array
 from collections.abc import Iterator
 
 import pytest
 from pylibsrtp import Policy, Session
 
 from media import nativesend
-from media.sendworker import SendWorkers
+from media.fastpath import vp8_chunks
 
 PROFILES = {
     "aes-cm-hmac-sha1-80": (Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 30),
     "aead-aes-128-gcm": (Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 28),
 }
+# An RTP header with a one-byte extension block: mid "1" and abs-send-time (3 bytes).
+TEMPLATE = (bytes([0x90, 96]) + struct.pack("!HII", 0, 0, 0x1234) + b"\xbe\xde\x00\x02"
+            + b"\x10\x31" + b"\x22\xab\xcd\xef" + b"\x00\x00")
+ABS_AT = TEMPLATE.find(b"\xab\xcd\xef")
 
 
-def rtp(seq: int, ssrc: int = 1234, payload: bytes = b"x" * 100, marker: bool = False
-        ) -> bytes:
-    return bytes([0x80, 96 | (0x80 if marker else 0)]) + struct.pack(
-        "!HII", seq, seq * 3000, ssrc) + payload
+def expected(seq: int, ts: int, marker: bool, payload: bytes, abs24: int, pt: int = 96
+             ) -> bytes:
+    """The packet as the Python path (``FastPath._packet``) builds it."""
+    header = bytearray(TEMPLATE)
+    header[1] = pt | (0x80 if marker else 0)
+    struct.pack_into("!HI", header, 2, seq, ts)
+    header[ABS_AT:ABS_AT + 3] = abs24.to_bytes(3, "big")
+    return bytes(header) + payload
 
 
-def batch(*items: tuple[int, bytes]) -> bytes:
-    return b"".join(struct.pack("!IH", slot, len(p)) + p for slot, p in items)
+def vp8_payloads(bodies: list[bytes], pid: int) -> list[bytes]:
+    tail = bytes((0x80, 0x80 | (pid >> 8), pid & 0xFF))
+    return [(b"\x90" if i == 0 else b"\x80") + tail + b for i, b in enumerate(bodies)]
 
 
 @pytest.fixture
-def table() -> nativesend.NativeSlots:
+def sender() -> nativesend.NativeSender:
     lib = nativesend.load()
     # CI has a C compiler: the native path must build there, not fall back silently.
     assert lib is not None, "the native send path did not build"
-    return nativesend.NativeSlots(lib)
+    return nativesend.NativeSender(lib)
 
 
 @pytest.fixture
@@ -62,110 +73,108 @@ def sessions(profile: str = "aes-cm-hmac-sha1-80") -> tuple[Session, Session]:
                            srtp_profile=srtp_profile)))
 
 
+def send_frame(sender: nativesend.NativeSender, bodies: list[bytes], video: bool,
+               plan: list[tuple[int, int, int, int]], ntp: int = 0x1234_5678_9ABC_DEF0
+               ) -> int:
+    sender.begin(bodies, video, ntp)
+    for item in plan:
+        sender.plan(*item)
+    before = sender.sent
+    sender.flush()
+    return sender.sent - before
+
+
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-def test_packets_arrive_protected_and_decrypt_to_the_same_bytes(
-        table: nativesend.NativeSlots, udp: tuple[socket.socket, socket.socket],
+def test_a_frame_reaches_every_slot_as_the_python_path_builds_it(
+        sender: nativesend.NativeSender, udp: tuple[socket.socket, socket.socket],
         profile: str) -> None:
     a, b = udp
-    tx, rx = sessions(profile)
-    tx2, rx2 = sessions(profile)
     c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     c.bind(("127.0.0.1", 0))
     c.settimeout(2)
-    one, two = table.allocate(), table.allocate()
+    (tx1, rx1), (tx2, rx2) = sessions(profile), sessions(profile)
+    one, two = sender.allocate(), sender.allocate()
     assert one != two
-    assert table.add(one, tx, a.fileno(), b.getsockname())
-    assert table.add(two, tx2, a.fileno(), c.getsockname())
-    mine = [rtp(i, payload=bytes([i]) * (50 + i * 200)) for i in range(6)]
-    theirs = [rtp(i, ssrc=99, marker=True) for i in range(3)]
-    # Interleaved: each run of one slot's packets is one sendmmsg.
-    items = [(one, mine[0]), (one, mine[1]), (two, theirs[0]), (one, mine[2]),
-             (two, theirs[1]), (two, theirs[2]), (one, mine[3]), (one, mine[4]),
-             (one, mine[5])]
-    assert table.send(batch(*items)) == (9, 0)
-    for expected in mine:
-        data = b.recv(2048)
-        assert data != expected  # protected: the payload is not in clear
-        assert data[:12] == expected[:12]  # SRTP leaves the header as it is
-        assert rx.unprotect(data) == expected
-    for expected in theirs:
-        assert rx2.unprotect(c.recv(2048)) == expected
+    assert sender.add(one, tx1, a.fileno(), b.getsockname(), TEMPLATE, ABS_AT, 96)
+    assert sender.add(two, tx2, a.fileno(), c.getsockname(), TEMPLATE, ABS_AT, 97)
+    ntp = 0x1234_5678_9ABC_DEF0
+    abs24 = (ntp >> 14) & 0xFFFFFF
+    frame = os.urandom(3000)
+    bodies = vp8_chunks(frame)
+    assert len(bodies) == 3
+    # Slot two's sequence numbers wrap around 65535 inside the frame.
+    assert send_frame(sender, bodies, True, [(one, 100, 9000, 5), (two, 65534, 77, 0x7FFF)],
+                      ntp) == 6
+    for rx, sock, seq0, ts, pid, pt in ((rx1, b, 100, 9000, 5, 96),
+                                        (rx2, c, 65534, 77, 0x7FFF, 97)):
+        for i, payload in enumerate(vp8_payloads(bodies, pid)):
+            data = sock.recv(2048)
+            assert payload[4:] not in data  # protected: the body is not in clear
+            assert rx.unprotect(data) == expected((seq0 + i) & 0xFFFF, ts, i == 2, payload,
+                                                   abs24, pt)
+    audio = os.urandom(120)
+    assert send_frame(sender, [audio], False, [(one, 103, 9960, 0)], ntp) == 1
+    assert rx1.unprotect(b.recv(2048)) == expected(103, 9960, True, audio, abs24)
+    assert sender.lost == 0
     c.close()
 
 
-def test_malformed_batches_lose_packets_not_the_process(
-        table: nativesend.NativeSlots, udp: tuple[socket.socket, socket.socket]) -> None:
+def test_what_cannot_be_sent_is_lost_and_counted(
+        sender: nativesend.NativeSender, udp: tuple[socket.socket, socket.socket]) -> None:
     a, b = udp
     tx, rx = sessions()
-    slot = table.allocate()
-    assert table.add(slot, tx, a.fileno(), b.getsockname())
-    good = rtp(1)
-    assert table.send(batch((slot + 50, rtp(0)))) == (0, 0)  # no such slot: skipped
-    assert table.send(batch((slot, b"\x80\x60short"))) == (0, 1)  # not an RTP header
-    assert table.send(batch((slot, rtp(2, payload=b"y" * 1400)))) == (0, 1)  # too big
-    cut = batch((slot, good))
-    assert table.send(cut[:-5]) == (0, 0)  # length beyond the end: not a packet
-    assert table.send(b"\x00\x00") == (0, 0)
-    assert table.send(b"") == (0, 0)
-    assert table.send(cut + b"\x00\x00\x00") == (1, 0)  # a cut tail after a good one
-    assert rx.unprotect(b.recv(2048)) == good
+    slot = sender.allocate()
+    assert sender.add(slot, tx, a.fileno(), b.getsockname(), TEMPLATE, ABS_AT, 96)
+    body = [b"x" * 100]
+    assert send_frame(sender, body, False, [(slot + 50, 1, 0, 0)]) == 0  # no such slot
+    assert sender.lost == 1
+    assert send_frame(sender, [b"y" * 1400], False, [(slot, 1, 0, 0)]) == 0  # too big
+    assert sender.lost == 2
+    assert send_frame(sender, body, False, [(slot, 2, 0, 0)]) == 1
+    assert rx.unprotect(b.recv(2048))[12:] != b""
     # The same sequence number again would reuse SRTP keystream: libsrtp refuses it.
-    assert table.send(cut) == (0, 1)
+    assert send_frame(sender, body, False, [(slot, 2, 0, 0)]) == 0
+    assert sender.lost == 3
+    sender.begin(body, False, 0)
+    sender.flush()  # nothing planned: nothing sent, nothing lost
+    assert (sender.sent, sender.lost) == (1, 3)
 
 
 def test_a_removed_slot_sends_nothing_and_its_number_is_reused(
-        table: nativesend.NativeSlots, udp: tuple[socket.socket, socket.socket]) -> None:
+        sender: nativesend.NativeSender, udp: tuple[socket.socket, socket.socket]) -> None:
     a, b = udp
     tx, _ = sessions()
-    slot = table.allocate()
-    assert table.add(slot, tx, a.fileno(), b.getsockname(), keep="kept")
-    assert table.remove(slot) == "kept"
-    assert table.send(batch((slot, rtp(1)))) == (0, 0)
+    slot = sender.allocate()
+    assert sender.add(slot, tx, a.fileno(), b.getsockname(), TEMPLATE, ABS_AT, 96,
+                      keep="kept")
+    assert sender.remove(slot) == "kept"
+    assert send_frame(sender, [b"z" * 10], False, [(slot, 1, 0, 0)]) == 0
     b.settimeout(0.2)
     with pytest.raises(TimeoutError):
         b.recv(2048)
-    assert table.allocate() == slot
+    assert sender.allocate() == slot
 
 
-def test_a_closed_socket_loses_its_packets(table: nativesend.NativeSlots) -> None:
+def test_a_closed_socket_loses_its_packets(sender: nativesend.NativeSender) -> None:
     a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tx, _ = sessions()
-    slot = table.allocate()
-    assert table.add(slot, tx, a.fileno(), ("127.0.0.1", 9))
+    slot = sender.allocate()
+    assert sender.add(slot, tx, a.fileno(), ("127.0.0.1", 9), TEMPLATE, ABS_AT, 96)
     a.close()  # the connection went away before its slot was removed
-    assert table.send(batch((slot, rtp(1)), (slot, rtp(2)))) == (0, 2)
-    table.remove(slot)
+    bodies = vp8_chunks(b"v" * 2000)
+    assert send_frame(sender, bodies, True, [(slot, 1, 0, 0)]) == 0
+    assert sender.lost == len(bodies)
+    sender.remove(slot)
 
 
-def test_addresses(table: nativesend.NativeSlots) -> None:
+def test_registration_checks_address_and_template(sender: nativesend.NativeSender) -> None:
     tx, _ = sessions()
-    slot = table.allocate()
-    assert not table.add(slot, tx, 0, ("not-an-address", 5000))
-    assert table.add(slot, tx, 0, ("::1", 5000))
-    assert table.add(slot, tx, 0, ("192.0.2.7", 5000))
-    table.remove(slot)
-
-
-def test_the_send_worker_sends_through_it(udp: tuple[socket.socket, socket.socket]) -> None:
-    a, b = udp
-    profile, size = PROFILES["aes-cm-hmac-sha1-80"]
-    key = os.urandom(size)
-    rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
-    pool = SendWorkers(1, native=True)
-    try:
-        assert pool.local is not None
-        assert "--native" in pool._procs[0].args  # type: ignore[operator]
-        added = pool.add(a, b.getsockname(), profile, key)
-        assert added is not None
-        worker, slot = added
-        packets = [rtp(i) for i in range(20)]
-        for p in packets:
-            pool.queue(worker, slot, p)
-        pool.flush()
-        assert [rx.unprotect(b.recv(2048)) for _ in packets] == packets
-        pool.remove(worker, slot)
-        time.sleep(0.2)  # the R message is handled before the next D
-        again = pool.add(a, b.getsockname(), profile, key)
-        assert again is not None and again[1] == slot  # the number is reused
-    finally:
-        pool.close()
+    slot = sender.allocate()
+    assert not sender.add(slot, tx, 0, ("not-an-address", 5000), TEMPLATE, ABS_AT, 96)
+    assert not sender.add(slot, tx, 0, ("127.0.0.1", 5000), TEMPLATE[:8], -1, 96)
+    assert not sender.add(slot, tx, 0, ("127.0.0.1", 5000), TEMPLATE * 4, -1, 96)
+    assert not sender.add(slot, tx, 0, ("127.0.0.1", 5000), TEMPLATE, len(TEMPLATE), 96)
+    assert sender.add(slot, tx, 0, ("::1", 5000), TEMPLATE, -1, 96)
+    assert sender.add(slot, tx, 0, ("192.0.2.7", 5000), TEMPLATE, ABS_AT, 96)
+    sender.remove(slot)
+    assert array("I").itemsize == 4  # the plan's words are 32-bit, as the C side reads
