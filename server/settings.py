@@ -100,7 +100,8 @@ class Settings:
     send_workers: int = _setting(
         1,
         "Processes that encrypt and send forwarded media beside the server process, so "
-        "forwarding is not limited to the event loop's one core (0: the server sends).",
+        "forwarding is not limited to the event loop's one core (0: the server sends); "
+        "used only where the native send path is off or cannot be built.",
     )
     send_worker_fanout: int = _setting(
         16,
