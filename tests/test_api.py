@@ -30,6 +30,7 @@ from server.i18n import both, catalogue, t
 from server.models import ParticipantRole, SessionKind, StaffRole, utcnow
 from server.policy import POLICY
 from server.state import SECRET
+from tests import figures
 from tests.conftest import ADMIN_PASSWORD, Running, make_staff
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -456,6 +457,15 @@ async def test_access_policy_matches_the_table(running: Running) -> None:
         assert_error(status, got, 401, "auth.required")
     # Nothing was done by the refused calls: the session never started.
     assert (await r.api("GET", f"/api/sessions/{sid}"))["status"] == "scheduled"
+    figures.record("access", {
+        "actions": len(actions), "roles": len(tokens),
+        "role_cells": len(seen), "denied_cells": sum(not v for v in seen.values()),
+        "bad_credential_kinds": len(bad_headers),
+        "bad_credential_cells": len(bad_headers) * (len(actions) + 1),
+        "mismatches": 0,  # any mismatch fails the test before this line
+        "command": "HOIDONG_WRITE_RESULTS=1 .venv/bin/pytest "
+                   "tests/test_api.py::test_access_policy_matches_the_table",
+    })
 
 
 # -- bad input ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 from playwright.async_api import async_playwright
 
+from tests import figures
 from tests.test_e2e_browser import chromium_args, join_in_browser, make_speech
 from tests.test_serve import free_port
 
@@ -146,6 +147,7 @@ async def test_sigkill_mid_session_loses_at_most_a_segment(
     for row in segments:
         tracks.setdefault((row["participant_id"], row["kind"]), []).append(row)
     assert len(tracks) == 4, tracks.keys()  # two people, audio and video each
+    lost_s: list[float] = []
     for (who, kind), rows in tracks.items():
         rows.sort(key=lambda x: x["seq"])
         assert [x["seq"] for x in rows] == list(range(len(rows))), (who, kind)
@@ -156,6 +158,7 @@ async def test_sigkill_mid_session_loses_at_most_a_segment(
         # What was lost: from the last media kept to the kill, at most one segment.
         lost = killed_at - ts(rows[-1]["ended_at"])
         assert lost <= SEGMENT_S + 1.0, (who, kind, lost)
+        lost_s.append(lost)
     assert composite["status"] == "done", composite
     assert set(composite["details"]["participants"]) == {x["id"] for x in people}
     assert composite["duration_s"] >= 25  # the ~30 s recorded before the kill
@@ -163,3 +166,9 @@ async def test_sigkill_mid_session_loses_at_most_a_segment(
     for rec in stored_recs:
         rows = tracks[(rec["participant_id"], rec["kind"])]
         assert rec["frames"] == sum(x["frames"] for x in rows)
+    figures.record("sigkill", {
+        "segment_s": SEGMENT_S, "tracks": len(tracks),
+        "segments_stored": sum(len(rows) for rows in tracks.values()),
+        "max_lost_s_per_track": round(max(lost_s), 2),
+        "command": "HOIDONG_WRITE_RESULTS=1 .venv/bin/pytest tests/test_crash.py",
+    })

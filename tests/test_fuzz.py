@@ -10,14 +10,18 @@ found by hand or by earlier runs); a crash found later is added here as one.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiohttp import WSMsgType
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -30,11 +34,46 @@ from storage.archive import PackageError, manifest_root, verify_package
 from storage.filetype import DocumentTypeError, check_document
 from storage.signature import SignatureError, check_detached
 from storage.timestamp import TimestampError, check_token
+from tests import figures
 
 EXAMPLES = int(os.environ.get("HOIDONG_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 SECRET = "fuzz-secret-" + "x" * 32
+
+RUNS: Counter[str] = Counter()  # inputs tried per target (the figures)
+FAILED: set[str] = set()  # targets for which an input failed (a crash: the test fails)
+
+
+def counted(target: Callable[..., None]) -> Callable[..., None]:
+    """Count the inputs a target is given (innermost decorator: hypothesis sees the
+    target's own signature through ``functools.wraps``)."""
+    @functools.wraps(target)
+    def run(*args: Any, **kwargs: Any) -> None:
+        RUNS[target.__name__] += 1
+        try:
+            target(*args, **kwargs)
+        except Exception:
+            FAILED.add(target.__name__)
+            raise
+    return run
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _figures() -> Iterator[None]:
+    yield
+    figures.record("fuzz", {
+        "examples_per_target": EXAMPLES,
+        "targets": {name: {"executions": n, "crashed": name in FAILED}
+                    for name, n in sorted(RUNS.items())},
+        "executions": sum(RUNS.values()),
+        "crashes": len(FAILED),
+        # Found and fixed while the targets were written; each is now an @example.
+        "crashes_found_and_fixed": 3,
+        "command": f"HOIDONG_WRITE_RESULTS=1 HOIDONG_FUZZ_EXAMPLES={EXAMPLES} "
+                   ".venv/bin/pytest tests/test_fuzz.py",
+    })
+
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -49,6 +88,7 @@ json_values = st.recursive(
 @example('{"type": "offer", "sdp": null}')
 @example("[" * 5000)
 @example('{"type": "hello", "token": "' + "a" * 100_000 + '"}')
+@counted
 def test_signalling_messages(raw: str) -> None:
     msg = SimpleNamespace(type=WSMsgType.TEXT, data=raw)
     try:
@@ -71,6 +111,7 @@ SDP_LINES = st.sampled_from([
                  .map("\r\n".join), st.text(), st.none(), st.integers()))
 @example("v=0\r\n" + "a=x\r\n" * 20000)
 @example("m=audio 99999999999999999999 RTP 1\r\n")
+@counted
 def test_sdp_prevalidation(sdp: Any) -> None:
     try:
         check_offer(sdp)
@@ -83,6 +124,7 @@ def test_sdp_prevalidation(sdp: Any) -> None:
                                     "XYZ0123456789-_.", min_size=10, max_size=400)))
 @example("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")  # alg none
 @example("a.b.c")
+@counted
 def test_tokens(token: str) -> None:
     for typ in ("join", "minutes"):
         try:
@@ -98,6 +140,7 @@ def test_tokens(token: str) -> None:
     ["a.pdf", "b.png", "c.docx", "d.xlsx", "e.odt", "f.doc", "g", "h.PDF", "..", ""]))
 @example(data=b"PK\x03\x04" + b"\x00" * 26 + b"mimetype" + b"x" * 100, name="e.odt")
 @example(data=b"%PDF-", name="a.png")
+@counted
 def test_uploaded_documents(data: bytes, name: str, tmp_path_factory: Any) -> None:
     path = Path(tmp_path_factory.mktemp("doc")) / "upload"
     path.write_bytes(data)
@@ -128,6 +171,7 @@ BAG_NAMES = st.sampled_from([
         lambda b: {"raw": b}))
 @example(members={"b/bagit.txt": b"", "b/manifest-sha256.txt": b"\x00"})  # raised once
 @example(members={"b/bagit.txt": b"", "b/manifest-sha256.txt": b"\x80"})  # raised once
+@counted
 def test_packages(members: dict[str, bytes], tmp_path_factory: Any) -> None:
     path = Path(tmp_path_factory.mktemp("pkg")) / "p.zip"
     path.write_bytes(members["raw"] if set(members) == {"raw"} else _zip(members))
@@ -143,6 +187,7 @@ def test_packages(members: dict[str, bytes], tmp_path_factory: Any) -> None:
 @given(st.text(max_size=2000))
 @example("0" * 64 + "  data/x\n")
 @example("\n\n")
+@counted
 def test_manifests(text: str) -> None:
     try:
         root = manifest_root(text)
@@ -154,6 +199,7 @@ def test_manifests(text: str) -> None:
 @FUZZ
 @given(st.binary(max_size=2000), st.binary(max_size=200))
 @example(b"\x30\x03\x02\x01\x00", b"x")
+@counted
 def test_signatures_and_timestamp_tokens(blob: bytes, content: bytes) -> None:
     try:
         check_detached(blob, content)
@@ -170,6 +216,7 @@ def test_signatures_and_timestamp_tokens(blob: bytes, content: bytes) -> None:
                        json_values, max_size=5))
 @example({"content": "<script>alert(1)</script>"})
 @example({"content": "a\x00b"})
+@counted
 def test_minutes_fields(raw: dict[str, Any]) -> None:
     try:
         content = clean_content(raw)
