@@ -11,6 +11,7 @@ answers a query and the object store a listing (503 naming what failed).
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,8 +26,9 @@ from prometheus_client.core import (
 from sqlalchemy import func, select, text
 
 from media.forwarder import FORWARDED
+from server.errors import ApiError
 from server.models import RecordingSegment, Transcript
-from server.state import DB, LIVE, STORE
+from server.state import DB, LIVE, SETTINGS, STORE
 
 __all__ = ["healthz", "metrics", "readyz"]
 
@@ -80,6 +82,13 @@ class _Snapshot:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """The scrape. With ``metrics_token`` set, only ``Authorization: Bearer <token>``
+    gets it (401 ``auth.required`` otherwise: the counts tell who meets when)."""
+    token = request.app[SETTINGS].metrics_token
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise ApiError(401, "auth.required")
     live = request.app[LIVE]
     sessions, participants = live.counts()
     async with request.app[DB].session() as s:

@@ -83,6 +83,10 @@ class Settings:
     turn_secret: str = _setting(
         "", "Shared secret with coturn (use-auth-secret / static-auth-secret) for TURN credentials."
     )
+    metrics_token: str = _setting(
+        "", "Bearer token /metrics asks for (Authorization: Bearer …; constant-time check); "
+        "empty: /metrics is open, so block it at the reverse proxy."
+    )
     turn_ttl_s: int = _setting(
         86400, "How long a participant's TURN credentials stay valid, in seconds."
     )

@@ -68,3 +68,21 @@ async def test_health_readiness_and_metrics(tmp_path: Path) -> None:
                 await close_all(clients)
     finally:
         server.stop()
+
+
+async def test_metrics_can_ask_for_a_bearer_token(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, transcribe_on_end=False, metrics_token="scrape-me-42")
+    async for r in start_app(settings):
+        for headers in ({}, {"Authorization": "Bearer wrong"},
+                        {"Authorization": "scrape-me-42"},
+                        {"Authorization": "Bearer scrape-me-42x"}):
+            resp = await r.client.get("/metrics", headers=headers)
+            assert resp.status == 401, headers
+            body = await resp.json()
+            assert body["error"]["code"] == "auth.required"
+            assert body["error"]["message"]["vi"] and body["error"]["message"]["en"]
+        ok = await r.client.get("/metrics", headers={"Authorization": "Bearer scrape-me-42"})
+        assert ok.status == 200
+        assert "hoidong_live_sessions" in await ok.text()
+        # Health and readiness stay open: load balancers probe them without a secret.
+        assert (await r.client.get("/healthz")).status == 200
