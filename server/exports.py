@@ -21,6 +21,7 @@ import csv
 import io
 import json
 from collections import Counter
+from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -96,6 +97,16 @@ def _compliance(report: dict[str, Any] | None) -> float | None:
 
 async def table(db: Database, store: ObjectStore, name: str) -> list[dict[str, Any]]:
     """The rows of export ``name`` (a key of :data:`COLUMNS`)."""
+    return (await tables(db, store, (name,)))[name]
+
+
+async def tables(db: Database, store: ObjectStore, names: Collection[str]
+                 ) -> dict[str, list[dict[str, Any]]]:
+    """The rows of each export in ``names`` (keys of :data:`COLUMNS`; KeyError for
+    another), from one read of the database and of the stored attendance reports."""
+    unknown = set(names) - set(COLUMNS)
+    if unknown:
+        raise KeyError(sorted(unknown)[0])
     async with db.session() as s:
         dossiers = (await s.execute(select(Dossier).order_by(Dossier.created_at))).scalars().all()
         sessions = (await s.execute(select(MeetingSession)
@@ -113,61 +124,65 @@ async def table(db: Database, store: ObjectStore, name: str) -> list[dict[str, A
             newest[sid] = status
     by_dossier = {d.id: d for d in dossiers}
     ended = [m for m in sessions if m.ended_at is not None]
-    reports = await _attendance_reports(db, store, ended) if name in (
-        "sessions", "attendance", "interviews") else {}
+    reports = await _attendance_reports(db, store, ended) if set(names) & {
+        "sessions", "attendance", "interviews"} else {}
     per_session = Counter(p.session_id for p in people)
-    if name == "dossiers":
-        return [{
-            "dossier_id": d.id, "title": d.title, "institution": d.institution,
-            "phase": d.phase, "created_at": _iso(d.created_at),
-            "sessions": sum(1 for m in sessions if m.dossier_id == d.id),
-            "sessions_ended": sum(1 for m in ended if m.dossier_id == d.id),
-            "hours": round(sum(_length(m) or 0 for m in ended if m.dossier_id == d.id)
-                           / 3600, 2),
-            "documents": documents.get(d.id, 0), "packages": packages.get(d.id, 0),
-            "legal_hold": d.legal_hold} for d in dossiers]
-    if name == "sessions":
-        return [{
-            "session_id": m.id, "dossier_id": m.dossier_id,
-            "dossier_title": by_dossier[m.dossier_id].title,
-            "institution": by_dossier[m.dossier_id].institution, "kind": m.kind,
-            "title": m.title, "mode": m.mode, "status": m.status,
-            "scheduled_at": _iso(m.scheduled_at), "started_at": _iso(m.started_at),
-            "ended_at": _iso(m.ended_at), "length_s": _length(m),
-            "participants": per_session.get(m.id, 0), "recordings": recordings.get(m.id, 0),
-            "transcript_status": newest.get(m.id, "none"),
-            "camera_on_pct": _compliance(reports.get(m.id))} for m in sessions]
-    if name == "attendance":
-        rows = []
-        for m in ended:
-            for p in (reports.get(m.id) or {}).get("participants", []):
+
+    def build(name: str) -> list[dict[str, Any]]:
+        if name == "dossiers":
+            return [{
+                "dossier_id": d.id, "title": d.title, "institution": d.institution,
+                "phase": d.phase, "created_at": _iso(d.created_at),
+                "sessions": sum(1 for m in sessions if m.dossier_id == d.id),
+                "sessions_ended": sum(1 for m in ended if m.dossier_id == d.id),
+                "hours": round(sum(_length(m) or 0 for m in ended if m.dossier_id == d.id)
+                               / 3600, 2),
+                "documents": documents.get(d.id, 0), "packages": packages.get(d.id, 0),
+                "legal_hold": d.legal_hold} for d in dossiers]
+        if name == "sessions":
+            return [{
+                "session_id": m.id, "dossier_id": m.dossier_id,
+                "dossier_title": by_dossier[m.dossier_id].title,
+                "institution": by_dossier[m.dossier_id].institution, "kind": m.kind,
+                "title": m.title, "mode": m.mode, "status": m.status,
+                "scheduled_at": _iso(m.scheduled_at), "started_at": _iso(m.started_at),
+                "ended_at": _iso(m.ended_at), "length_s": _length(m),
+                "participants": per_session.get(m.id, 0), "recordings": recordings.get(m.id, 0),
+                "transcript_status": newest.get(m.id, "none"),
+                "camera_on_pct": _compliance(reports.get(m.id))} for m in sessions]
+        if name == "attendance":
+            rows = []
+            for m in ended:
+                for p in (reports.get(m.id) or {}).get("participants", []):
+                    rows.append({
+                        "session_id": m.id, "dossier_id": m.dossier_id,
+                        "participant_id": p.get("id"), "name": p.get("name"),
+                        "role": p.get("role"), "camera_required": p.get("camera_required"),
+                        "connected_s": p.get("connected_s"), "camera_on_s": p.get("camera_on_s"),
+                        "camera_on_pct": p.get("camera_on_pct"),
+                        "non_compliant_s": p.get("non_compliant_s"),
+                        "warnings": p.get("warnings"), "in_room_s": p.get("in_room_s")})
+            return rows
+        if name == "interviews":
+            kinds = {m.id: m for m in sessions if m.kind == "interview"}
+            rows = []
+            for p in people:
+                held = kinds.get(p.session_id)
+                if held is None or p.role != "interviewee":
+                    continue
+                mine: dict[str, Any] = next(
+                    (x for x in (reports.get(held.id) or {}).get("participants", [])
+                     if x.get("id") == p.id), {})
                 rows.append({
-                    "session_id": m.id, "dossier_id": m.dossier_id,
-                    "participant_id": p.get("id"), "name": p.get("name"),
-                    "role": p.get("role"), "camera_required": p.get("camera_required"),
-                    "connected_s": p.get("connected_s"), "camera_on_s": p.get("camera_on_s"),
-                    "camera_on_pct": p.get("camera_on_pct"),
-                    "non_compliant_s": p.get("non_compliant_s"),
-                    "warnings": p.get("warnings"), "in_room_s": p.get("in_room_s")})
-        return rows
-    if name == "interviews":
-        kinds = {m.id: m for m in sessions if m.kind == "interview"}
-        rows = []
-        for p in people:
-            held = kinds.get(p.session_id)
-            if held is None or p.role != "interviewee":
-                continue
-            mine: dict[str, Any] = next(
-                (x for x in (reports.get(held.id) or {}).get("participants", [])
-                 if x.get("id") == p.id), {})
-            rows.append({
-                "session_id": held.id, "dossier_id": held.dossier_id, "title": held.title,
-                "started_at": _iso(held.started_at), "ended_at": _iso(held.ended_at),
-                "participant_id": p.id, "interviewee": public_name(p),
-                "stakeholder_group": p.stakeholder_group or "",
-                "connected_s": mine.get("connected_s")})
-        return rows
-    raise KeyError(name)
+                    "session_id": held.id, "dossier_id": held.dossier_id, "title": held.title,
+                    "started_at": _iso(held.started_at), "ended_at": _iso(held.ended_at),
+                    "participant_id": p.id, "interviewee": public_name(p),
+                    "stakeholder_group": p.stakeholder_group or "",
+                    "connected_s": mine.get("connected_s")})
+            return rows
+        raise KeyError(name)
+
+    return {name: build(name) for name in names}
 
 
 def to_csv(name: str, rows: list[dict[str, Any]]) -> bytes:
@@ -185,7 +200,8 @@ async def statistics(db: Database, store: ObjectStore) -> dict[str, Any]:
     """The statistics page's figures: per month (Vietnam has one time zone; months are
     taken in UTC+7) sessions held and hours, camera compliance; interviews per
     stakeholder group; the transcription backlog."""
-    sessions = await table(db, store, "sessions")
+    both = await tables(db, store, ("sessions", "interviews"))
+    sessions = both["sessions"]
     months: dict[str, dict[str, Any]] = {}
     for row in sessions:
         if not row["started_at"]:
@@ -205,7 +221,7 @@ async def statistics(db: Database, store: ObjectStore) -> dict[str, Any]:
         m["camera_on_pct"] = round(sum(values) / len(values), 1) if values else None
         periods.append(m)
     interviews = Counter(r["stakeholder_group"] or "other"
-                         for r in await table(db, store, "interviews"))
+                         for r in both["interviews"])
     async with db.session() as s:
         backlog = dict((await s.execute(select(Transcript.status, func.count()).where(
             Transcript.status.in_(("pending", "running", "failed")))
