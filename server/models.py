@@ -329,7 +329,7 @@ class RecordingSegment(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     spool_path: Mapped[str] = mapped_column(String(1000))
     object_key: Mapped[str] = mapped_column(String(500))
-    status: Mapped[str] = mapped_column(String(20), default="spooled")
+    status: Mapped[str] = mapped_column(String(20), default="spooled", index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     stored_at: Mapped[datetime | None] = mapped_column(default=None)
 
