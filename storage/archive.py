@@ -120,12 +120,21 @@ def _leaves(manifest: str) -> list[bytes]:
     return [f"{d}  {p}\n".encode() for p, d in sorted(entries)]
 
 
+def _tag_value(value: str) -> str:
+    """``value`` as one line of ``bag-info.txt``: a title may hold line breaks (any that
+    ``str.splitlines`` knows: a reader could take each for a new, malformed tag), which
+    become spaces. Found by tests/test_schemathesis.py: a dossier titled "a\\nb" could
+    not be packaged."""
+    return " ".join(part.strip() for part in value.splitlines() if part.strip())
+
+
 def make_package(folder: Path, info: Mapping[str, str]) -> str:
     """Turn ``folder`` (its files become the payload) into a bag in place, with ``info``
     in ``bag-info.txt`` and the Merkle root; returns the root. Blocking."""
     import bagit
 
-    bag = bagit.make_bag(str(folder), dict(info), checksums=["sha256"])
+    bag = bagit.make_bag(str(folder), {k: _tag_value(v) for k, v in info.items()},
+                         checksums=["sha256"])
     root = merkle_root(manifest_leaves(folder))
     bag.info[MERKLE_FIELD] = root
     bag.save()  # rewrites bag-info.txt and the tag manifest over it

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,7 +15,7 @@ from pydantic import BaseModel, StringConstraints
 from sqlalchemy import select
 
 from server import audit
-from server.api.framework import ApiRegistry
+from server.api.framework import ApiRegistry, Query
 from server.api.schemas import Strict
 from server.api.staff import get_or_404, session_from_path
 from server.archive import (
@@ -241,7 +241,7 @@ async def download_package(request: web.Request) -> web.StreamResponse:
 
 @api.route("POST", "/api/packages/{package_id}/verify", summary="Check a stored package "
            "as `hoidong verify` does, and its Merkle root against the database's",
-           response=PackageCheckOut)
+           response=PackageCheckOut, errors=[422])
 async def check_package(request: web.Request) -> PackageCheckOut:
     who = require(request, "archive.read")
     async with request.app[DB].session() as s:
@@ -291,15 +291,30 @@ def _query_date(request: web.Request, name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        return datetime.fromisoformat(raw)
+        when = datetime.fromisoformat(raw)
     except ValueError:
         raise ApiError(400, "search.bad_date", {"param": name, "value": raw[:40]}) from None
+    # Without an offset (a bare date, say) the time is UTC, as every time on the wire;
+    # a naive datetime would not reach the database (found by tests/test_schemathesis.py).
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 @api.route("GET", "/api/search", summary="Transcript lines containing every word of `q`, "
            "diacritics-insensitive (\"kiem dinh\" finds \"kiểm định\"); filters: "
            "`dossier_id`, `institution`, `kind`, `since`/`until` (session start, ISO date), "
-           "`participant` (speaker name)", response=list[SearchHitOut])
+           "`participant` (speaker name)", response=list[SearchHitOut], query=[
+               Query("q", {"type": "string", "minLength": 2, "maxLength": 200},
+                     "The words to find (2 to 200 characters)", required=True),
+               Query("dossier_id", {"type": "string"}, "Only this dossier's sessions"),
+               Query("institution", {"type": "string"}, "Only dossiers of this institution"),
+               Query("kind", {"type": "string", "enum": [k.value for k in SessionKind]},
+                     "Only sessions of this kind"),
+               Query("since", {"type": "string"}, "Sessions started from (ISO 8601; "
+                     "UTC without an offset)"),
+               Query("until", {"type": "string"}, "Sessions started before (ISO 8601; "
+                     "UTC without an offset)"),
+               Query("participant", {"type": "string"}, "Only lines of this speaker"),
+           ], errors=[400])
 async def search(request: web.Request) -> list[SearchHitOut]:
     require(request, "archive.read")
     q = request.query.get("q", "").strip()

@@ -18,6 +18,7 @@ from typing import IO
 from urllib.parse import quote, unquote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -32,6 +33,7 @@ from server.policy import require
 from server.retention import retain_until
 from server.settings import Settings
 from server.state import DB, SETTINGS, STORE
+from storage.filetype import DOCUMENT_TYPES
 
 api = ApiRegistry()
 MAX_FIELD_BYTES = 16 * 1024
@@ -71,7 +73,14 @@ def document_out(d: DossierDocument, settings: Settings) -> DocumentOut:
 @api.route("POST", "/api/dossiers/{dossier_id}/documents", summary="Upload an evidence "
            "item (minh chứng) of the dossier: multipart form with code (e.g. H1.01.01.01), "
            "title, description and file (PDF, image or office document; its content must "
-           "match its extension)", response=DocumentOut, status=201)
+           "match its extension)", response=DocumentOut, status=201, errors=[415],
+           upload={"required": True, "content": {"multipart/form-data": {"schema": {
+               "type": "object", "required": ["code", "title", "file"], "properties": {
+                   "code": {"type": "string", "description": "Evidence code, e.g. "
+                            "H1.01.01.01"},
+                   "title": {"type": "string"},
+                   "description": {"type": "string"},
+                   "file": {"type": "string", "format": "binary"}}}}}})
 async def upload_document(request: web.Request) -> DocumentOut:
     who = require(request, "document.upload")
     async with request.app[DB].session() as s:
@@ -129,8 +138,10 @@ async def _receive(request: web.Request, out: IO[bytes], path: Path, limit: int,
                     raise ApiError(400, "http.invalid_field", {"field": part.name}) from None
             else:
                 raise ApiError(400, "http.invalid_field", {"field": part.name or "-"})
-    except (ValueError, AssertionError, RuntimeError):
-        # aiohttp's multipart reader raises these on a malformed body.
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError):
+        # aiohttp's multipart reader raises these on a malformed body (the last on a
+        # part's header it cannot parse, e.g. a field name with control characters:
+        # found by tests/test_schemathesis.py).
         raise ApiError(400, "document.bad_upload") from None
     if any("\x00" in v for v in fields.values()):
         raise ApiError(400, "http.bad_request")
@@ -153,7 +164,9 @@ async def list_documents(request: web.Request) -> list[DocumentOut]:
 
 @api.route("GET", "/api/documents/{document_id}/content", summary="An evidence item's "
            "bytes as uploaded (viewing is recorded in the access chain)",
-           response_content_type="application/octet-stream")
+           response_content_type=tuple(sorted({t.content_type
+                                               for t in DOCUMENT_TYPES.values()})),
+           errors=[410], ranges=True)
 async def document_content(request: web.Request) -> web.StreamResponse:
     who = require(request, "document.read")
     async with request.app[DB].session() as s:

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from server import audit, reports
 from server.access import log_access
-from server.api.framework import ApiRegistry
+from server.api.framework import LANG, ApiRegistry
 from server.api.schemas import (
     AuditEventOut,
     ChainBreakOut,
@@ -81,7 +81,7 @@ async def list_segments(request: web.Request) -> list[SegmentOut]:
 
 @api.route("GET", "/api/recordings/{recording_id}/media", summary="A recording's bytes "
            "(WebM; HTTP range requests supported)", response=None,
-           response_content_type="video/webm")
+           response_content_type=("audio/webm", "video/webm"), ranges=True)
 async def recording_media(request: web.Request) -> web.StreamResponse:
     who = require(request, "recording.read")
     async with request.app[DB].session() as s:
@@ -292,20 +292,21 @@ async def verify_audit(request: web.Request) -> ChainCheckOut:
 @api.route("GET", "/api/sessions/{session_id}/attendance", summary="The attendance report "
            "(JSON; ?lang=vi|en): joins, leaves, gaps, camera-on time, non-compliant "
            "intervals, in-room presence, quorum. The stored one once the session ended.",
-           response=None, response_content_type="application/json")
+           response=None, response_content_type="application/json", query=[LANG])
 async def attendance_json(request: web.Request) -> web.Response:
     return await _attendance(request, "json")
 
 
 @api.route("GET", "/api/sessions/{session_id}/attendance.csv", summary="The attendance "
-           "report as CSV (UTF-8)", response=None, response_content_type="text/csv")
+           "report as CSV (UTF-8)", response=None, response_content_type="text/csv",
+           query=[LANG])
 async def attendance_csv(request: web.Request) -> web.Response:
     return await _attendance(request, "csv")
 
 
 @api.route("GET", "/api/sessions/{session_id}/attendance.pdf", summary="The attendance "
            "report as PDF (A4, Vietnamese)", response=None,
-           response_content_type="application/pdf")
+           response_content_type="application/pdf", query=[LANG])
 async def attendance_pdf(request: web.Request) -> web.Response:
     return await _attendance(request, "pdf")
 
@@ -374,7 +375,7 @@ async def get_composite(request: web.Request) -> CompositeOut:
 
 @api.route("GET", "/api/sessions/{session_id}/composite.webm", summary="The composite's "
            "bytes (WebM VP8/Opus; HTTP range requests supported)", response=None,
-           response_content_type="video/webm")
+           response_content_type="video/webm", ranges=True)
 async def composite_media(request: web.Request) -> web.StreamResponse:
     who = require(request, "recording.read")
     c = await _latest_composite(request)

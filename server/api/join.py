@@ -30,7 +30,7 @@ def consent_sha256(lang: str) -> str:
 
 @api.route("POST", "/api/join/consent", summary="Record a participant's consent to being "
            "recorded (bound to the SHA-256 of the exact text shown)", body=ConsentIn,
-           response=ConsentOut, auth="join")
+           response=ConsentOut, auth="join", errors=[403])
 async def give_consent(request: web.Request, body: ConsentIn) -> ConsentOut:
     try:
         claims = jointoken.verify(request.app[SECRET], body.token)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, StringConstraints
 
 from server import audit, jointoken, minutes
 from server.access import log_access
-from server.api.framework import ApiRegistry
+from server.api.framework import LANG, ApiRegistry, Query
 from server.api.schemas import Strict
 from server.api.staff import session_from_path
 from server.errors import ApiError
@@ -146,7 +146,7 @@ async def get_minutes(request: web.Request) -> MinutesOut:
 
 @api.route("GET", "/api/sessions/{session_id}/minutes/template", summary="A first draft "
            "of the minutes for the session's kind, prefilled from the session",
-           response=MinutesContent)
+           response=MinutesContent, query=[LANG])
 async def minutes_template(request: web.Request) -> MinutesContent:
     require(request, "minutes.edit")
     lang = normalise_language(request.query.get("lang"), "vi")
@@ -274,7 +274,9 @@ async def party_view(request: web.Request, body: PartyViewIn) -> PartyViewOut:
 
 @api.route("GET", "/api/minutes/final.pdf", summary="The locked minutes' PDF for a party "
            "(`?token=` the personal link's token), to read and to sign", response=None,
-           response_content_type="application/pdf", auth="join")
+           response_content_type="application/pdf", auth="join", query=[
+               Query("token", {"type": "string"}, "The party's personal link's token",
+                     required=True)])
 async def party_pdf(request: web.Request) -> web.Response:
     m, p = await _party(request, request.query.get("token", ""))
     async with request.app[DB].session() as s:
@@ -293,7 +295,7 @@ async def party_pdf(request: web.Request) -> web.Response:
 @api.route("POST", "/api/minutes/sign", summary="A party's digital signature of the locked "
            "PDF: a detached CMS (PKCS #7) SignedData, DER, base64; checked against the "
            "stored PDF, then kept write-once and recorded", body=SignIn, response=MinutesOut,
-           status=201, auth="join")
+           status=201, auth="join", errors=[403, 422])
 async def party_sign(request: web.Request, body: SignIn) -> MinutesOut:
     m, p = await _party(request, body.token)
     try:
@@ -309,7 +311,7 @@ async def party_sign(request: web.Request, body: SignIn) -> MinutesOut:
 
 @api.route("POST", "/api/minutes/respond", summary="A party agrees to, or comments on, the "
            "newest version (named by number and SHA-256)", body=RespondIn,
-           response=MinutesOut, auth="join")
+           response=MinutesOut, auth="join", errors=[403])
 async def party_respond(request: web.Request, body: RespondIn) -> MinutesOut:
     m, p = await _party(request, body.token)
     try:

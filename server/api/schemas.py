@@ -8,7 +8,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 
 from server.models import Admission, ParticipantRole, SessionKind, StakeholderGroup
 
@@ -100,8 +108,9 @@ class PolicyIn(Strict):
 class SessionIn(Strict):
     kind: SessionKind
     title: Text
-    scheduled_at: datetime | None = None
-    scheduled_end_at: datetime | None = Field(
+    # With its offset (RFC 3339): a time without one is refused, not guessed.
+    scheduled_at: AwareDatetime | None = None
+    scheduled_end_at: AwareDatetime | None = Field(
         default=None, description="Planned end; an interviewee's link works until it (+ margin)."
     )
     language: LanguageCode | None = Field(
@@ -243,6 +252,14 @@ class ConsentIn(Strict):
     token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
     accepted: Literal[True]
     language: Literal["vi", "en"] = "vi"
+
+    @field_validator("accepted", mode="before")
+    @classmethod
+    def _only_true(cls, value: object) -> object:
+        # A literal matches by equality, so 1 would pass for true even in strict mode.
+        if value is not True:
+            raise ValueError("accepted must be true")
+        return value
 
 
 class ConsentOut(BaseModel):

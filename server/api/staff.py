@@ -59,7 +59,7 @@ async def session_from_path(s: AsyncSession, request: web.Request) -> MeetingSes
 # -- login ----------------------------------------------------------------------------
 
 @api.route("POST", "/api/login", summary="Log in (sets the login cookie)", body=LoginIn,
-           response=LoginOut, auth="none")
+           response=LoginOut, auth="none", errors=[401])
 async def login(request: web.Request, body: LoginIn) -> web.Response:
     settings = request.app[SETTINGS]
     new = await auth.login(
