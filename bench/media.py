@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.proc import cpu_seconds, machine_busy, rss_mb
+from bench.proc import cpu_seconds, interrupt_ticks, machine_busy, rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results" / "media.json"
@@ -154,10 +154,12 @@ async def run_one(server: str, n: int, seconds: float) -> dict[str, Any]:
             cpu0 = cpu_seconds(proc.pid, with_children=True)
             busy0 = machine_busy()
             clients0 = sum(cpu_seconds(c.pid) for c, _ in clients)
+            irq0 = interrupt_ticks()
             await asyncio.sleep(max(0.0, end - time.time()))
             cpu1 = cpu_seconds(proc.pid, with_children=True)
             busy1 = machine_busy()
             clients1 = sum(cpu_seconds(c.pid) for c, _ in clients)
+            irq1 = interrupt_ticks()
             rss = rss_mb(proc.pid, with_children=True)
             reports = []
             for client, out in clients:
@@ -174,13 +176,16 @@ async def run_one(server: str, n: int, seconds: float) -> dict[str, Any]:
     # competing for the two cores and the figures say more about the machine.
     row["machine_busy_pct"] = round(
         100 * (busy1[0] - busy0[0]) / max(1.0, busy1[1] - busy0[1]), 1)
-    # The clients' share of the window, and what neither the server nor the clients
-    # used: work of other programs on the machine, which makes the run not comparable.
+    # The clients' share of the window; the kernel's interrupt time (loopback delivery
+    # of every datagram, charged to no process); and the rest: other programs on the
+    # machine, which make the run not comparable.
     window = max(1e-6, end - start)
     row["client_cores"] = round((clients1 - clients0) / window, 3)
+    row["interrupt_cores"] = round((irq1 - irq0) / (os.sysconf("SC_CLK_TCK") * window), 3)
     cores = os.cpu_count() or 1
     row["other_cores"] = round(max(0.0, row["machine_busy_pct"] / 100 * cores
-                                   - row["cpu_cores"] - row["client_cores"]), 2)
+                                   - row["cpu_cores"] - row["client_cores"]
+                                   - row["interrupt_cores"]), 2)
     return row
 
 
@@ -226,7 +231,7 @@ def summarise(n: int, seconds: float, cpu_s: float, rss: float,
 def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     cols = ["cpu_cores", "cpu_s_per_participant_minute", "cpu_us_per_delivered_frame",
             "delivered_pct", "audio_delivered_pct", "p95_delay_ms", "rss_mb", "client_cpu_s",
-            "client_cores", "machine_busy_pct", "other_cores"]
+            "client_cores", "interrupt_cores", "machine_busy_pct", "other_cores"]
     lines = ["| server | N | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
     for server, by_n in results.items():
         for n, row in sorted(by_n.items(), key=lambda kv: int(kv[0])):
