@@ -27,10 +27,11 @@ from media.recorder import Segment
 from media.room import Room, source_member
 from media.sendworker import SendWorkers
 from server import audit
+from server.admission import AdmissionDesk
 from server.camera_rule import CameraRule
 from server.database import Database
 from server.departures import Departures
-from server.lobby import Decision, Lobby, Waiting
+from server.lobby import Lobby
 from server.models import Participant, new_id, public_name, utcnow
 from server.recordings import keep_recording
 from server.recovery import Recovered, recover
@@ -74,6 +75,9 @@ class LiveRegistry:
         self._finishing: set[asyncio.Task[None]] = set()
         self._notices: set[asyncio.Task[None]] = set()  # messages sent from sync callbacks
         self.camera_rule = CameraRule(db, self)  # camera-on rule, quorum, roll call
+        # Who waits, enters, is admitted or turned away: recorded, and the hosts told.
+        self.admissions = AdmissionDesk(db, self.lobby, self.connections, self.send,
+                                        self.camera_rule.release)
         # Recording segments: hashed, recorded and uploaded as they close.
         self.segments = SegmentKeeper(db, store, retry_max_s=settings.storage_retry_max_s)
         # Continuous files and composites are assembled in a worker process, not here.
@@ -384,69 +388,6 @@ class LiveRegistry:
                 await s.commit()
         await self._announce_slots(conn.session_id, changed)
 
-    # -- the lobby ----------------------------------------------------------------------
-
-    async def enter_lobby(self, session_id: str, dossier_id: str, participant: Participant,
-                          ws: web.WebSocketResponse) -> Waiting:
-        """``participant`` waits to be admitted; the hosts connected are told."""
-        waiting = self.lobby.enter(session_id, participant, ws)
-        async with self._db.session() as s:
-            audit.record(s, "participant.lobby_entered", actor=f"participant:{participant.id}",
-                         dossier_id=dossier_id, session_id=session_id,
-                         participant_id=participant.id, data={"role": participant.role})
-            await s.commit()
-        await self.announce_lobby(session_id)
-        return waiting
-
-    async def leave_lobby(self, waiting: Waiting, dossier_id: str) -> None:
-        """The wait is over; if nobody decided (the person gave up), that is recorded."""
-        if self.lobby.leave(waiting):
-            pid = waiting.participant.id
-            async with self._db.session() as s:
-                audit.record(s, "participant.lobby_left", actor=f"participant:{pid}",
-                             dossier_id=dossier_id, session_id=waiting.session_id,
-                             participant_id=pid, data={"waited_s": _since(waiting.since)})
-                await s.commit()
-            await self.announce_lobby(waiting.session_id)
-
-    async def admit(self, by: Connection, target_id: str, admit: bool) -> bool:
-        """Host ``by`` admits (or turns away) ``target_id`` from the lobby; False if
-        they are not waiting. An admission is kept on the participant record, so a
-        reconnect does not send them back to the lobby."""
-        if not any(w.participant.id == target_id for w in self.lobby.waiting(by.session_id)):
-            return False
-        actor = f"participant:{by.participant.id}"
-        if admit:
-            async with self._db.session() as s:
-                row = await s.get(Participant, target_id)
-                if row is not None and row.admitted_at is None:
-                    row.admitted_at, row.admitted_by = utcnow(), actor
-                await s.commit()
-        if admit:
-            self.camera_rule.release(by.session_id, target_id)
-        decision = Decision.ADMITTED if admit else Decision.DENIED
-        event = "participant.admitted" if admit else "participant.denied"
-        waiting = self.lobby.decide(by.session_id, target_id, decision, actor)
-        if waiting is None:
-            return False
-        async with self._db.session() as s:
-            audit.record(s, event, actor=actor,
-                         dossier_id=by.dossier_id, session_id=by.session_id,
-                         participant_id=target_id, data={"waited_s": _since(waiting.since)})
-            await s.commit()
-        await self.announce_lobby(by.session_id)
-        return True
-
-    async def announce_lobby(self, session_id: str, to: Connection | None = None) -> None:
-        """Send the hosts of ``session_id`` who is waiting; a host just arriving (``to``)
-        is told only if someone is (a client starts with an empty lobby)."""
-        message = {"type": "lobby",
-                   "waiting": [w.describe() for w in self.lobby.waiting(session_id)]}
-        if to is not None and not message["waiting"]:
-            return
-        targets = [to] if to is not None else self.connections(session_id)
-        await _send([c for c in targets if c.host], message)
-
     async def _announce_slots(self, session_id: str, members: set[str]) -> None:
         """Tell each of ``members`` which participant each of its receive slots shows."""
         room = self._rooms.get(session_id)
@@ -535,10 +476,6 @@ def _track_of(conn: Connection, key: str) -> TrackOf:
 
 def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat()
-
-
-def _since(at: datetime) -> float:
-    return round((utcnow() - at).total_seconds(), 3)
 
 
 async def _send(conns: Iterable[Connection], message: dict[str, Any]) -> None:

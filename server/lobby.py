@@ -3,7 +3,7 @@
 A :class:`Lobby` holds, per session, who is waiting (:class:`Waiting`) and settles each
 wait once: admitted, denied, replaced (the same person waits from a second tab) or
 ended (the session ended). It only keeps the waiting list; the signalling socket
-waits on :attr:`Waiting.decision`, and the :class:`~server.live.LiveRegistry` records
+waits on :attr:`Waiting.decision`, and the :class:`~server.admission.AdmissionDesk` records
 the decisions and tells the hosts (who may admit is :func:`server.models.is_host`).
 """
 

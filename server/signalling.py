@@ -206,7 +206,7 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
             "ice_servers": ice_servers(request.app[SETTINGS], participant.id, time.time()),
         })
         if host:
-            await live.announce_lobby(session.id, to=conn)
+            await live.admissions.announce(session.id, to=conn)
             await live.camera_rule.send_panel(session.id, to=conn)
     except BaseException:
         # Gone before the welcome: the caller never sees this connection, so end it here.
@@ -253,7 +253,7 @@ async def _wait_in_lobby(request: web.Request, ws: web.WebSocketResponse,
     turned away or the session ends, :class:`_LeftLobby` when they leave first.
     """
     live = request.app[LIVE]
-    waiting = await live.enter_lobby(session.id, session.dossier_id, participant, ws)
+    waiting = await live.admissions.enter(session.id, session.dossier_id, participant, ws)
     receiving: asyncio.Task[Any] | None = None
     try:
         await ws.send_json({"type": "waiting",
@@ -280,7 +280,7 @@ async def _wait_in_lobby(request: web.Request, ws: web.WebSocketResponse,
     finally:
         if receiving is not None:
             receiving.cancel()
-        await live.leave_lobby(waiting, session.dossier_id)
+        await live.admissions.leave(waiting, session.dossier_id)
     decision = waiting.decision.result()
     if decision != Decision.ADMITTED:
         raise SignalError(LOBBY_OUTCOMES[decision])
@@ -401,7 +401,7 @@ async def _control(
                                      "message": both("participant.not_found")})
         return False
     if kind in ("admit", "deny"):
-        if not await live.admit(conn, target, admit=kind == "admit"):
+        if not await live.admissions.admit(conn, target, admit=kind == "admit"):
             await conn.ws.send_json({"type": "denied", "code": "participant.not_waiting",
                                      "message": both("participant.not_waiting")})
         return False
