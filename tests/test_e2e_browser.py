@@ -117,6 +117,15 @@ async def join_in_browser(page: Page, url: str, until: str = "connected") -> Non
     await page.wait_for_selector(f"#status[data-state='{until}']", timeout=30000)
 
 
+async def staff_login(page: Page, base_url: str, password: str) -> None:
+    """Log in as the administrator on ``/staff`` and wait for the workspace."""
+    await page.goto(base_url + "/staff")
+    await page.fill("#login-form [name=username]", "admin")
+    await page.fill("#login-form [name=password]", password)
+    await page.click("#login-form button[type=submit]")
+    await page.wait_for_selector("#workspace:not([hidden])")
+
+
 async def wait_for_transcript(r: Running, session_id: str) -> dict[str, Any]:
     timeout = 240.0
     deadline = time.monotonic() + timeout

@@ -14,6 +14,7 @@ from pypdf import PdfReader
 
 from storage.archive import verify_package
 from tests.conftest import ADMIN_PASSWORD, Running
+from tests.test_e2e_browser import staff_login
 from tests.test_staff_ui import BASE_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -54,11 +55,7 @@ async def test_two_parties_agree_a_change_voids_then_the_minutes_lock(
             # forbids (the policy is tested in tests/test_security_headers.py).
             staff = await browser.new_page(viewport={"width": 1280, "height": 1000},
                                            bypass_csp=True)
-            await staff.goto(r.base_url + "/staff")
-            await staff.fill("#login-form [name=username]", "admin")
-            await staff.fill("#login-form [name=password]", ADMIN_PASSWORD)
-            await staff.click("#login-form button[type=submit]")
-            await staff.wait_for_selector("#workspace:not([hidden])")
+            await staff_login(staff, r.base_url, ADMIN_PASSWORD)
             await staff.goto(f"{r.base_url}/staff/sessions/{sid}")
             await staff.click("#minutes-template")
             await staff.wait_for_function(

@@ -13,6 +13,7 @@ from playwright.async_api import async_playwright
 
 from server.exports import COLUMNS
 from tests.conftest import ADMIN_PASSWORD, Running, make_staff
+from tests.test_e2e_browser import staff_login
 from tests.test_staff_ui import BASE_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,11 +91,7 @@ async def test_the_statistics_page_draws_its_charts(running: Running, chromium_p
                                           args=BASE_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1100, "height": 1200})
-            await page.goto(r.base_url + "/staff")
-            await page.fill("#login-form [name=username]", "admin")
-            await page.fill("#login-form [name=password]", ADMIN_PASSWORD)
-            await page.click("#login-form button[type=submit]")
-            await page.wait_for_selector("#workspace:not([hidden])")
+            await staff_login(page, r.base_url, ADMIN_PASSWORD)
             await page.click("#stats-link")
             await page.wait_for_selector("body[data-loaded='true']")
             assert await page.locator("#chart-sessions rect").count() >= 1

@@ -11,6 +11,7 @@ from playwright.async_api import async_playwright
 
 from server.security import CSP
 from tests.conftest import ADMIN_PASSWORD, Running
+from tests.test_e2e_browser import staff_login
 from tests.test_signalling import new_session
 from tests.test_staff_ui import BASE_ARGS
 
@@ -42,11 +43,7 @@ async def test_the_pages_work_under_the_policy(running: Running, chromium_path: 
             page = await browser.new_page()
             page.on("console", lambda m: violations.append(m.text)
                     if "Content Security Policy" in m.text else None)
-            await page.goto(r.base_url + "/staff")
-            await page.fill("#login-form [name=username]", "admin")
-            await page.fill("#login-form [name=password]", ADMIN_PASSWORD)
-            await page.click("#login-form button[type=submit]")
-            await page.wait_for_selector("#workspace:not([hidden])")
+            await staff_login(page, r.base_url, ADMIN_PASSWORD)
             for path, ready in ((f"/staff/sessions/{sid}", "#session-title:not(:empty)"),
                                 ("/staff/stats", "body[data-loaded='true']"),
                                 ("/staff/archive", "#search-form"),
