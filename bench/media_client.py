@@ -186,7 +186,9 @@ async def run_peer(spec: dict[str, Any], me: dict[str, str], fixture: dict[str, 
                         if not count_datagram(data):
                             proto.datagram_received(data, addr)
 
-                loop.remove_reader(sock.fileno())  # asyncio's one-datagram reader
+                # asyncio's one-datagram reader goes (the public remove_reader refuses a
+                # descriptor that a transport owns); ours reads the duplicate.
+                loop._remove_reader(sock.fileno())  # type: ignore[attr-defined]
                 loop.add_reader(raw.fileno(), drain)
 
         shortcut = asyncio.create_task(shortcut_when_connected())
@@ -200,6 +202,8 @@ async def run_peer(spec: dict[str, Any], me: dict[str, str], fixture: dict[str, 
         reader = asyncio.create_task(read())
         await asyncio.sleep(max(0.0, spec["window_end"] - time.time()) + 0.5)
         reader.cancel()
+        if shortcut.done():
+            shortcut.result()  # a shortcut that failed fails the run, not measure slowly
         shortcut.cancel()
         for raw in keep:
             asyncio.get_running_loop().remove_reader(raw.fileno())

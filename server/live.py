@@ -57,6 +57,10 @@ class Connection:
     camera_required: bool = False  # held to the session's camera rule
     media_state: dict[str, bool] | None = None  # microphone/camera, as the page says
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    # The welcome opens the conversation: what others send before it (a camera warning,
+    # a roster change) waits here and follows it, in order.
+    welcomed: bool = False
+    early: list[dict[str, Any]] = field(default_factory=list)
 
 
 class LiveRegistry:
@@ -242,6 +246,14 @@ class LiveRegistry:
                 await _send([conn], {"type": "media_state",
                                      "participant_id": other.participant.id,
                                      **other.media_state})
+
+    @staticmethod
+    async def welcomed(conn: Connection) -> None:
+        """``conn`` was sent its welcome: what was held back for it goes out now."""
+        conn.welcomed = True
+        early, conn.early = conn.early, []
+        for message in early:
+            await _send([conn], message)
 
     async def broadcast(self, session_id: str, message: dict[str, Any]) -> None:
         await _send(self.connections(session_id), message)
@@ -480,9 +492,11 @@ def _iso(at: float) -> str:
 
 async def _send(conns: Iterable[Connection], message: dict[str, Any]) -> None:
     """Send ``message`` to each of ``conns`` still connected; one that vanished meanwhile
-    is skipped (its own handler closes it)."""
+    is skipped (its own handler closes it), one not yet welcomed gets it after."""
     for conn in conns:
-        if not conn.ws.closed:
+        if not conn.welcomed:
+            conn.early.append(message)
+        elif not conn.ws.closed:
             try:
                 await conn.ws.send_json(message)
             except ConnectionError:

@@ -205,6 +205,7 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Connection:
             "receive_slots": request.app[SETTINGS].max_participants - 1,
             "ice_servers": ice_servers(request.app[SETTINGS], participant.id, time.time()),
         })
+        await live.welcomed(conn)
         if host:
             await live.admissions.announce(session.id, to=conn)
             await live.camera_rule.send_panel(session.id, to=conn)

@@ -587,3 +587,34 @@ async def test_vanishing_after_hello_leaves_nothing_behind(running: Running) -> 
     await ws.send_json({"type": "leave"})
     assert await recv_json(ws) == {"type": "bye"}
     await expect_closed(ws, 1000)
+
+
+async def test_nothing_reaches_a_connection_before_its_welcome() -> None:
+    """A camera warning or roster change sent while a join is being set up waits for
+    the welcome and follows it in order (a client reads the welcome first)."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+    from typing import cast
+
+    from server.live import Connection, LiveRegistry, _send
+
+    sent: list[dict[str, Any]] = []
+
+    class RecordingSocket:  # a stand-in for the WebSocket: records what is sent
+        closed = False
+
+        async def send_json(self, message: dict[str, Any]) -> None:
+            sent.append(message)
+
+    conn = Connection(id="c", session_id="s", dossier_id="d",
+                      participant=cast(Any, SimpleNamespace(id="p")),
+                      ws=cast(Any, RecordingSocket()), peer=cast(Any, None),
+                      opened_at=datetime.now(UTC))
+    await _send([conn], {"type": "camera_warning"})
+    await _send([conn], {"type": "slots"})
+    assert sent == []
+    await conn.ws.send_json({"type": "welcome"})
+    await LiveRegistry.welcomed(conn)
+    await _send([conn], {"type": "quorum"})
+    assert [m["type"] for m in sent] == ["welcome", "camera_warning", "slots", "quorum"]
+    assert conn.early == []
