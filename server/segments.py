@@ -23,17 +23,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from media.recorder import Segment
 from media.tasks import cancel_and_wait
 from server import audit
-from server.database import Database
+from server.database import Database, is_unavailable
 from server.models import MeetingSession, RecordingSegment, utcnow
 from storage import ObjectExists, ObjectStore, StorageError, sha256_file
 from storage.keys import recording_key
 
 log = logging.getLogger(__name__)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A database error that passes: SQLite's write lock not had in time ("database is
+    locked", under load), or the database unreachable for a while."""
+    return isinstance(exc, sa_exc.OperationalError) or is_unavailable(exc)
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,24 @@ class SegmentKeeper:
         except OSError as exc:
             log.error("segment %s vanished before it was hashed: %s", segment.path, exc)
             return
+        delay = 1.0
+        while True:
+            try:
+                row_id = await self._enter(owner, segment, digest, size)
+                break
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                # A segment is never given up for a database that passes (nor is it lost
+                # while waiting: the file stays in the spool).
+                log.warning("segment %s not entered yet (%s); will retry", segment.path.name,
+                            exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_s)
+        await self.enqueue(row_id, owner.dossier_id, owner.session_id)
+
+    async def _enter(self, owner: TrackOf, segment: Segment, digest: str, size: int) -> str:
+        """Enter a closed segment and audit it (one transaction); returns its row id."""
         row = RecordingSegment(
             session_id=owner.session_id, participant_id=owner.participant_id,
             connection_id=owner.connection_id, track=owner.track, kind=segment.kind,
@@ -101,7 +126,7 @@ class SegmentKeeper:
                                "duration_s": segment.duration_s,
                                "connection": owner.connection_id})
             await s.commit()
-        await self.enqueue(row.id, owner.dossier_id, owner.session_id)
+        return row.id
 
     async def enqueue(self, row_id: str, dossier_id: str, session_id: str) -> None:
         """Queue the entered segment ``row_id`` for upload."""
@@ -124,9 +149,23 @@ class SegmentKeeper:
         while True:
             row_id, dossier_id = await self._queue.get()
             delay = 1.0
-            while not await self._upload(row_id, dossier_id):
+            while not await self._upload_or_retry(row_id, dossier_id):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max_s)
+
+    async def _upload_or_retry(self, row_id: str, dossier_id: str) -> bool:
+        """:meth:`_upload`, and False (try again) when the database fails for a while:
+        one error must not end this task, or no later segment would be stored."""
+        try:
+            return await self._upload(row_id, dossier_id)
+        except Exception as exc:
+            if _transient(exc):
+                log.warning("segment %s not marked stored yet (%s); will retry", row_id, exc)
+                return False
+            # Not one to wait out: the segment stays spooled (the next start queues it
+            # again) and the others go on.
+            log.exception("segment %s could not be stored", row_id)
+            return True
 
     async def _upload(self, row_id: str, dossier_id: str) -> bool:
         """Store one segment; False to try again later (the store is failing)."""
