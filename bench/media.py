@@ -208,6 +208,7 @@ def summarise(n: int, seconds: float, cpu_s: float, rss: float,
                         delays += rec["delays_ms"]
     streams = n * (n - 1) * 2
     client_cpu = sum(r["_cpu_s"] for r in reports)
+    lags = [x for data in peers.values() for x in data.get("send_lag_ms", [])]
     return {
         "n": n,
         "cpu_cores": round(cpu_s / seconds, 3),
@@ -225,12 +226,16 @@ def summarise(n: int, seconds: float, cpu_s: float, rss: float,
         if len(delays) > 20 else None,
         "rss_mb": round(rss, 1),
         "client_cpu_s": round(client_cpu, 1),
+        # How late the clients sent (their own pace): part of p95_delay_ms when large.
+        "client_send_lag_p95_ms": round(statistics.quantiles(lags, n=20)[-1], 1)
+        if len(lags) > 20 else None,
     }
 
 
 def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     cols = ["cpu_cores", "cpu_s_per_participant_minute", "cpu_us_per_delivered_frame",
-            "delivered_pct", "audio_delivered_pct", "p95_delay_ms", "rss_mb", "client_cpu_s",
+            "delivered_pct", "audio_delivered_pct", "p95_delay_ms", "client_send_lag_p95_ms",
+            "rss_mb", "client_cpu_s",
             "client_cores", "interrupt_cores", "machine_busy_pct", "other_cores"]
     lines = ["| server | N | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
     for server, by_n in results.items():

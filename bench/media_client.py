@@ -56,13 +56,15 @@ class PacketTrack(MediaStreamTrack):
         self._start: float | None = None
         self._window = window
         self.sent_in_window = 0
+        self.lag_ms: list[float] = []  # how late each frame in the window left (ms)
         self._tb = fractions.Fraction(1, RATE[kind])
         self._period = STEP[kind] / RATE[kind]
 
     async def recv(self) -> av.Packet:
         if self._start is None:
             self._start = time.time()
-        wait = self._start + self._i * self._period - time.time()
+        due = self._start + self._i * self._period
+        wait = due - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
         packet = av.Packet(self._frames[self._i % len(self._frames)])
@@ -72,6 +74,7 @@ class PacketTrack(MediaStreamTrack):
         now = time.time()
         if self._window[0] <= now < self._window[1]:
             self.sent_in_window += 1
+            self.lag_ms.append(round((now - due) * 1000, 1))
         return packet
 
 
@@ -226,6 +229,8 @@ async def run_peer(spec: dict[str, Any], me: dict[str, str], fixture: dict[str, 
         }
     report[me["id"]] = {
         "sent": {k: t.sent_in_window for k, t in tracks.items()},
+        # A client that cannot keep pace sends late: its frames look delayed downstream.
+        "send_lag_ms": tracks["video"].lag_ms,
         "received": per_source,
     }
 
