@@ -9,6 +9,7 @@ baseline forwards only (bench/naive_server.py).
 
     python -m bench.media [--n 2,4,6,10,15,20] [--naive-max 20] [--seconds 15]
                           [--servers passthrough,passthrough_python,passthrough_sender,naive]
+                          [--client-nice 0]
 
 Writes bench/results/media.json: {server: {N: {cpu_cores, delivered_pct, p95_delay_ms,
 rss_mb, ...}}} and prints a table. p95_delay_ms is each video frame's arrival delay
@@ -130,7 +131,11 @@ async def start_naive(n: int) -> tuple[subprocess.Popen[bytes], str, str, list[d
     return proc, f"ws://127.0.0.1:{port}/ws/join", "naive", peers
 
 
-async def run_one(server: str, n: int, seconds: float) -> dict[str, Any]:
+async def run_one(server: str, n: int, seconds: float, client_nice: int = 0
+                  ) -> dict[str, Any]:
+    """One server and N. ``client_nice``: the clients' scheduling niceness (they share
+    the machine with the server; at 10 they give way to it, as clients on other
+    machines would; their own lateness is reported as ``client_send_lag_p95_ms``)."""
     with tempfile.TemporaryDirectory(prefix="hoidong-bench-") as tmp_s:
         tmp = Path(tmp_s)
         if server in HOIDONG_ENV:
@@ -143,7 +148,7 @@ async def run_one(server: str, n: int, seconds: float) -> dict[str, Any]:
             clients = []
             for c in range(math.ceil(n / PEERS_PER_CLIENT)):
                 spec = {"ws_url": ws_url, "session_id": sid, "window_start": start,
-                        "window_end": end,
+                        "window_end": end, "nice": client_nice,
                         "peers": peers[c * PEERS_PER_CLIENT:(c + 1) * PEERS_PER_CLIENT]}
                 spec_path, out_path = tmp / f"spec{c}.json", tmp / f"out{c}.json"
                 spec_path.write_text(json.dumps(spec))
@@ -251,6 +256,9 @@ async def main() -> None:
                     help="largest N for the baseline (it saturates two cores from N = 4; "
                     "lower this for a quicker run)")
     ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--client-nice", type=int, default=0,
+                    help="niceness of the client processes (10: they give way to the "
+                    "server, as clients on other machines would)")
     ap.add_argument("--servers", default=",".join(SERVERS),
                     help="which of " + ", ".join(SERVERS) + " to run")
     args = ap.parse_args()
@@ -264,7 +272,7 @@ async def main() -> None:
             # Let the machine settle: the previous run's processes (a saturated baseline
             # may hold gigabytes) are still being torn down by the kernel.
             await asyncio.sleep(SETTLE_S)
-            row = await run_one(server, n, args.seconds)
+            row = await run_one(server, n, args.seconds, args.client_nice)
             results[server][str(n)] = row
             print(f"{server:12} N={n:2} {row}", flush=True)
     if "4" in results.get("passthrough", {}) and "4" in results.get("naive", {}):

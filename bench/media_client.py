@@ -236,6 +236,8 @@ async def run_peer(spec: dict[str, Any], me: dict[str, str], fixture: dict[str, 
 
 
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
+    if spec.get("nice"):
+        os.nice(int(spec["nice"]))
     fixture = media_fixture.load()
     report: dict[str, Any] = {}
     cpu0 = cpu_seconds()
