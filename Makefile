@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
-.PHONY: run test lint typecheck pytest clean help settings-table bench-media bench-camera bench-recording bench-transcription bench-incremental bench-archive
+.PHONY: run test lint typecheck pytest clean help settings-table bench-media bench-camera bench-recording bench-transcription bench-incremental bench-archive bench-soak
 
 help:
 	@echo "make run   - install into .venv, migrate, serve on http://127.0.0.1:8080 (data in ./data)"
@@ -57,6 +57,10 @@ bench-recording: $(RUNTIME_STAMP)
 
 bench-camera: $(RUNTIME_STAMP)
 	$(BIN)/python -m bench.camera
+
+# 20 participants for 30 minutes (about an hour with the jobs after the end).
+bench-soak: $(DEV_STAMP)
+	$(BIN)/python -m bench.soak
 
 # Rewrite the README's settings table from server/settings.py.
 settings-table: $(RUNTIME_STAMP)
