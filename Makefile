@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
-.PHONY: run test lint typecheck pytest clean help settings-table bench-media bench-camera bench-recording bench-transcription bench-incremental bench-archive bench-soak
+.PHONY: run test lint typecheck pytest clean help settings-table bench-media bench-camera bench-recording bench-transcription bench-incremental bench-archive bench-soak bench-reliability
 
 help:
 	@echo "make run   - install into .venv, migrate, serve on http://127.0.0.1:8080 (data in ./data)"
@@ -61,6 +61,15 @@ bench-camera: $(RUNTIME_STAMP)
 # 20 participants for 30 minutes (about an hour with the jobs after the end).
 bench-soak: $(DEV_STAMP)
 	$(BIN)/python -m bench.soak
+
+# The reliability figures (docs/reliability.md): the tests that show each property, with
+# their figures written, then gathered (the soak's come from bench/results/soak.json).
+RELIABILITY_TESTS := tests/test_fuzz.py tests/test_schemathesis.py tests/test_pg_restart.py \
+	tests/test_api.py::test_access_policy_matches_the_table \
+	tests/test_segments.py::test_a_storage_outage_loses_nothing tests/test_crash.py
+bench-reliability: $(DEV_STAMP)
+	HOIDONG_WRITE_RESULTS=1 $(BIN)/pytest -p no:cacheprovider $(RELIABILITY_TESTS)
+	$(BIN)/python -m bench.reliability
 
 # Rewrite the README's settings table from server/settings.py.
 settings-table: $(RUNTIME_STAMP)
