@@ -16,9 +16,11 @@ gets a fresh connection instead of a dead one — no restart of hoidong needed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 from alembic import command
@@ -33,6 +35,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Seconds to wait for PostgreSQL to accept a connection (asyncpg's default is 60): an
@@ -70,6 +75,30 @@ def is_unavailable(exc: BaseException) -> bool:
         return isinstance(orig, _UNREACHABLE) or isinstance(
             getattr(orig, "__cause__", None), _UNREACHABLE)
     return False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A database error that passes: SQLite's write lock not had within its busy timeout
+    ("database is locked": seen under load, many writers on a saturated machine), or the
+    database unreachable for a while."""
+    return isinstance(exc, sa_exc.OperationalError) or is_unavailable(exc)
+
+
+async def retry_transient(write: Callable[[], Awaitable[T]], what: str,
+                          max_delay_s: float = 30.0) -> T:
+    """``await write()`` until it does not fail for a passing reason (backoff from 0.5 s
+    doubling to ``max_delay_s``): for the records that must not be lost to a busy
+    database (an audit event, a participant's leave)."""
+    delay = 0.5
+    while True:
+        try:
+            return await write()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("%s not written yet (%s); will retry", what, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
 
 
 class Database:

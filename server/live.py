@@ -29,7 +29,7 @@ from media.sendworker import SendWorkers
 from server import audit
 from server.admission import AdmissionDesk
 from server.camera_rule import CameraRule
-from server.database import Database
+from server.database import Database, retry_transient
 from server.departures import Departures
 from server.lobby import Lobby
 from server.models import Participant, new_id, public_name, utcnow
@@ -325,12 +325,16 @@ class LiveRegistry:
                              reason: Reason | None) -> None:
         event = "camera.on" if on else "camera.off"
         when = datetime.fromtimestamp(at, UTC)
-        async with self._db.session() as s:
-            audit.record(s, event, actor="system", dossier_id=conn.dossier_id,
-                         session_id=conn.session_id, participant_id=conn.participant.id,
-                         data={"reason": None if reason is None else reason.value,
-                               "server_time": when.isoformat(), "connection": conn.id})
-            await s.commit()
+
+        async def write() -> None:
+            async with self._db.session() as s:
+                audit.record(s, event, actor="system", dossier_id=conn.dossier_id,
+                             session_id=conn.session_id, participant_id=conn.participant.id,
+                             data={"reason": None if reason is None else reason.value,
+                                   "server_time": when.isoformat(), "connection": conn.id})
+                await s.commit()
+
+        await retry_transient(write, event)  # evidence: not lost to a busy database
         message = {"type": "camera", "participant_id": conn.participant.id, "on": on,
                    "reason": None if reason is None else reason.value}
         await _send([c for c in self.connections(conn.session_id) if c.host or c is conn],

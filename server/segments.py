@@ -23,24 +23,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from media.recorder import Segment
 from media.tasks import cancel_and_wait
 from server import audit
-from server.database import Database, is_unavailable
+from server.database import Database, is_transient
 from server.models import MeetingSession, RecordingSegment, utcnow
 from storage import ObjectExists, ObjectStore, StorageError, sha256_file
 from storage.keys import recording_key
 
 log = logging.getLogger(__name__)
-
-
-def _transient(exc: BaseException) -> bool:
-    """A database error that passes: SQLite's write lock not had in time ("database is
-    locked", under load), or the database unreachable for a while."""
-    return isinstance(exc, sa_exc.OperationalError) or is_unavailable(exc)
 
 
 @dataclass(frozen=True)
@@ -94,7 +87,7 @@ class SegmentKeeper:
                 row_id = await self._enter(owner, segment, digest, size)
                 break
             except Exception as exc:
-                if not _transient(exc):
+                if not is_transient(exc):
                     raise
                 # A segment is never given up for a database that passes (nor is it lost
                 # while waiting: the file stays in the spool).
@@ -159,7 +152,7 @@ class SegmentKeeper:
         try:
             return await self._upload(row_id, dossier_id)
         except Exception as exc:
-            if _transient(exc):
+            if is_transient(exc):
                 log.warning("segment %s not marked stored yet (%s); will retry", row_id, exc)
                 return False
             # Not one to wait out: the segment stays spooled (the next start queues it

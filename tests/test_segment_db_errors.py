@@ -1,8 +1,9 @@
-"""A database that fails for a while loses no segment: SQLite's write lock not had in
-time ("database is locked", seen in the soak with twenty participants on two cores) is
-waited out when a closed segment is entered and when a stored one is marked, and one
-such error does not end the uploads (it used to end the upload task: no later segment
-was stored until the next start)."""
+"""A database that fails for a while loses no segment and no record: SQLite's write lock
+not had in time ("database is locked", seen in the soak with twenty participants on two
+cores) is waited out when a closed segment is entered and when a stored one is marked
+(one such error used to end the upload task: no later segment was stored until the next
+start), and when a leave or a camera event is recorded (a failed leave record used to
+end the connection's teardown: its recordings were never stored)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,18 @@ from typing import Any
 import pytest
 from sqlalchemy import exc as sa_exc
 
+from server import departures
+from server.database import retry_transient
 from server.segments import SegmentKeeper
 from tests.conftest import make_settings, start_app
 from tests.test_segments import _three_stored_each, check_stored, segments, until
-from tests.test_signalling import invite, join_with_media, new_session
+from tests.test_signalling import (
+    audit,
+    invite,
+    join_with_media,
+    new_session,
+    stored_recordings,
+)
 
 
 def _locked() -> sa_exc.OperationalError:
@@ -61,3 +70,48 @@ async def test_a_locked_database_loses_no_segment(tmp_path: Path,
 async def _all_stored(r: Any, sid: str) -> list[dict[str, Any]] | None:
     rows = await segments(r, sid)
     return rows if rows and all(x["status"] == "stored" for x in rows) else None
+
+
+async def test_retry_transient() -> None:
+    calls: list[int] = []
+
+    async def twice_locked() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise _locked()
+        return "written"
+
+    assert await retry_transient(twice_locked, "test", max_delay_s=0.01) == "written"
+    assert len(calls) == 3
+
+    async def broken() -> None:
+        raise ValueError("not a database that passes")
+
+    with pytest.raises(ValueError):
+        await retry_transient(broken, "test")
+
+
+async def test_a_locked_database_loses_no_leave_and_no_recording(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    left = {"participant.left": 2}
+    record = departures.audit.record
+
+    def failing_record(s: Any, kind: str, **kwargs: Any) -> Any:
+        if left.get(kind):
+            left[kind] -= 1
+            raise _locked()
+        return record(s, kind, **kwargs)
+
+    monkeypatch.setattr(departures.audit, "record", failing_record)
+    settings = make_settings(tmp_path, segment_s=1.0, transcribe_on_end=False)
+    async for r in start_app(settings):
+        sid = await new_session(r)
+        member = await invite(r, sid, "Thành viên", "member")
+        client = await join_with_media(r, member, sid)
+        await until(_three_stored_each, r, sid, within=40)
+        await client.leave()
+        recs = await stored_recordings(r, sid, member.id, 2)
+        assert {x["kind"] for x in recs} == {"audio", "video"}
+        assert all(x["status"] == "stored" for x in recs)
+        events = [e for e in await audit(r, sid) if e["kind"] == "participant.left"]
+        assert len(events) == 1 and left == {"participant.left": 0}
