@@ -508,6 +508,18 @@ def source_state() -> dict[str, Any]:
     return {"commit": git("rev-parse", "HEAD").strip(), "uncommitted": changed}
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def write_result(result: dict[str, Any]) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
 def count_log(path: Path, needle: str) -> int:
     with path.open("rb") as f:
         return sum(1 for line in f if needle.encode() in line)
@@ -624,6 +636,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     client_failures.append({"client": c, "exit": client.returncode,
                                             "stderr": tail})
             left_early = await _left_early(api, sid, {p["id"] for p in peers}, end)
+            # What is known once the meeting is over, in case the run is stopped before
+            # the jobs are done (the full result replaces it).
+            partial = growth_pct(samples, warm_s, args.tail_samples)
+            write_result({
+                "complete": False, "command": "python -m bench.soak " + shlex.join(
+                    sys.argv[1:]), "source": source, "participants": n,
+                "minutes": args.minutes, "warmup_minutes": args.warmup_minutes,
+                **{k: v for k, v in partial.items() if not k.startswith("rss_by")},
+                "rate_limited_hellos": attack.hello_codes.get("rate_limited", 0),
+                "rate_limited_messages": attack.flood_codes.get("rate_limited", 0),
+                "own_address_refused": attack.probe_codes.get("rate_limited", 0),
+                "participant_departures": departures(left_early),
+                "delivered_pct": summarise(n, 1.0, 0.0, 0.0, reports)["delivered_pct"],
+                "rss_samples": [[x.t, x.rss_mb] for x in samples],
+                "metrics_samples": [[x.t, x.metrics] for x in samples]})
             ended = time.monotonic()
             await api.call("POST", f"/api/sessions/{sid}/end")
             end_call_s = round(time.monotonic() - ended, 1)
@@ -642,11 +669,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if client.poll() is None:
                     client.kill()
             await api.close()
+            # The server's own processes (send worker, job worker, a composite's ffmpeg):
+            # those still running once it has stopped are ended here, by pid.
+            leftovers = {pid: _cmdline(pid) for pid in descendants(proc.pid)}
             proc.send_signal(signal.SIGINT)
             try:
                 await asyncio.to_thread(proc.wait, 120)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            for pid, cmdline in leftovers.items():
+                if cmdline and _cmdline(pid) == cmdline:
+                    os.kill(pid, signal.SIGKILL)
             if os.environ.get("BENCH_SERVER_LOG"):
                 await asyncio.to_thread(_append, Path(os.environ["BENCH_SERVER_LOG"]),
                                         server_log)
@@ -868,10 +901,20 @@ async def main() -> None:
                     help="a job whose state does not change this long is stuck")
     args = ap.parse_args()
     began = time.perf_counter()
-    result = await run(args)
+    # Stopped from outside (SIGTERM): the clients and the server are still stopped, and
+    # what the meeting showed stays in the results (``complete`` false).
+    me = asyncio.current_task()
+    assert me is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, me.cancel)
+    try:
+        result = await run(args)
+    except asyncio.CancelledError:
+        print("soak: stopped from outside; partial results (if the meeting was over) in",
+              RESULTS, file=sys.stderr)
+        raise SystemExit(143) from None
     result["run_s"] = round(time.perf_counter() - began, 1)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    result["complete"] = True
+    write_result(result)
     print(table(result))
     print("targets met:", result["targets_met"])
 
