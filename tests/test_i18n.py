@@ -251,11 +251,14 @@ def python_keys() -> PyKeys:
                         kinds[kind.value] = where
                     else:
                         assert isinstance(kind, ast.Name), f"{where}: audit kind {ast.dump(kind)}"
-                        scope = next(p for p in reversed(parents) if isinstance(
-                            p, ast.FunctionDef | ast.AsyncFunctionDef))
+                        # The name may be bound in an enclosing function (a closure
+                        # handed to retry_transient): look outwards, innermost first.
+                        scopes = [p for p in reversed(parents) if isinstance(
+                            p, ast.FunctionDef | ast.AsyncFunctionDef)]
+                        found = next((f for f in (_assigned_strings(sc, kind.id)
+                                                  for sc in scopes) if f), None)
                         # A helper passing kinds through names them in AUDIT_KINDS.
-                        found = (_assigned_strings(scope, kind.id)
-                                 or _assigned_strings(tree, "AUDIT_KINDS"))
+                        found = found or _assigned_strings(tree, "AUDIT_KINDS")
                         assert found, f"{where}: cannot tell the audit kinds of {kind.id}"
                         kinds.update(dict.fromkeys(found, where))
                     continue
