@@ -7,8 +7,10 @@ second, more than a core of Python. :class:`FastPath` sends a slot's frames dire
 from :meth:`media.forwarder.Forwarder.publish`: it patches a prepared RTP header
 (sequence number, timestamp, marker, abs-send-time), protects it with the sender's own
 SRTP session and hands it to the ICE pair's UDP transport, with no task and no objects
-per packet. With the native send path (:mod:`media.nativesend`) the packets of a
-published frame are queued instead, and protected and sent in one C call per frame.
+per packet. With the native send path (:mod:`media.nativesend`) the slot's stream is
+handed to C once it is ready (:meth:`FastPath.arm`): the forwarder then sends each
+published frame to all such slots in one C call, and :meth:`FastPath.sync` brings the
+counters back for aiortc's sender reports.
 
 aiortc's sender stays in charge of everything else: it sends RTCP sender reports from
 counters this module keeps up to date, receives NACK/PLI/FIR, and answers a NACK
@@ -36,14 +38,12 @@ from aiortc.rtcdtlstransport import State
 from aiortc.rtp import RtpPacket, wrap_rtx
 from pylibsrtp._binding import ffi, lib  # type: ignore[import-not-found]
 
-from media.nativesend import NativeSender
 from media.sendworker import SendWorkers
 
 log = logging.getLogger(__name__)
 
 PACKET_MAX = 1200  # payload bytes per RTP packet, like aiortc (room for SRTP and TURN)
 _HISTORY = 512  # packets kept per slot for retransmission (~0.5 s of 500 kbps video)
-_FRAMES = 256  # frames kept per slot on the native path (~1 s of video, 5 s of audio)
 _ABS_MARK = b"\xab\xcd\xef"
 _NTP_EPOCH = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 _SRTP_TRAILER = 16 + 128  # SRTP_MAX_TRAILER_LEN in libsrtp 2
@@ -100,9 +100,9 @@ class FastPath:
         self._ts_origin = random.getrandbits(32)
         self._picture_id = random.getrandbits(15)
         self._history: list[bytes | None] = [None] * _HISTORY
-        # The native path keeps frames: (first seq, packets, timestamp, picture id, bodies).
-        self._frames: list[tuple[int, int, int, int, list[bytes]] | None] = [None] * _FRAMES
-        self._frame_at = 0
+        self._synced_frames = 0
+        # Set by the forwarder while the slot is in a native fan-out: takes it out.
+        self.release: Callable[[], None] | None = None
         self.packets = 0
         self.octets = 0
         self.retransmitted = 0
@@ -172,8 +172,10 @@ class FastPath:
         if local is not None:
             slot = local.allocate()
             sock = self._dgram.get_extra_info("socket")
-            if sock is not None and local.add(slot, self._srtp, sock.fileno(), self._addr,
-                                              bytes(self._template), self._abs_at, self._pt):
+            if sock is not None and local.add(
+                    slot, self._srtp, sock.fileno(), self._addr, bytes(self._template),
+                    self._abs_at, self._pt, seq=self._seq, picture_id=self._picture_id,
+                    ts_origin=self._ts_origin):
                 self._local = slot
             else:
                 local.remove(slot)
@@ -184,8 +186,56 @@ class FastPath:
         self._ready = True
         return True
 
+    @property
+    def native(self) -> int | None:
+        """The slot's number in the native sender (its stream lives in C), if it has one."""
+        return self._local
+
+    def arm(self, rtp_timestamp: int, step: int) -> int | None:
+        """Native slots: send every frame the forwarder forwards from now on, the first
+        (incoming timestamp ``rtp_timestamp``) ``step`` ticks after the last one sent.
+        Returns the native slot number, or None (not native: :meth:`send` frames)."""
+        local = self._workers.local if self._workers is not None else None
+        if self._local is None or local is None or not local.arm(self._local, rtp_timestamp,
+                                                                  step):
+            return None
+        return self._local
+
+    def disarm(self) -> None:
+        """Native slots: stop sending (the stream resumes where it was at :meth:`arm`)."""
+        local = self._workers.local if self._workers is not None else None
+        if self._local is not None and local is not None:
+            local.disarm(self._local)
+            self.sync()
+
+    def sync(self) -> int:
+        """Native slots: bring this path's counters, and those aiortc's sender reports
+        (RTCP sender reports, ``getStats``), up to date with what C sent. Returns the
+        frames sent since the last sync (0 for a slot that is not native)."""
+        local = self._workers.local if self._workers is not None else None
+        if self._local is None or local is None:
+            return 0
+        state = local.state(self._local)
+        if state is None:
+            return 0
+        frames, self._synced_frames = state.frames - self._synced_frames, state.frames
+        self._seq = state.seq
+        self._picture_id = state.picture_id
+        self.packets = state.packets
+        self.octets = state.octets
+        if state.last_ts is not None:
+            sender: Any = self._sender
+            sender._RTCRtpSender__ntp_timestamp = state.last_ntp
+            sender._RTCRtpSender__rtp_timestamp = state.last_ts
+            sender._RTCRtpSender__octet_count = state.octets
+            sender._RTCRtpSender__packet_count = state.packets
+        return frames
+
     def close(self) -> None:
         """The slot's connection is closing: its worker lets go of the socket."""
+        if self.release is not None:
+            self.release()  # out of the forwarder's native fan-out before the number goes
+            self.release = None
         if self._worker is not None and self._workers:
             self._workers.remove(*self._worker)
         if self._local is not None and self._workers is not None and self._workers.local:
@@ -206,12 +256,6 @@ class FastPath:
         numbers of the same stream, so no SRTP keystream is ever used twice.
         """
         ts = (self._ts_origin + rtp_timestamp) & 0xFFFFFFFF
-        local = self._workers.local if self._workers is not None else None
-        if self._local is None:
-            local = None
-        if local is not None and (chunks is not None or self.kind == "audio"):
-            self._plan(local, data, ts, chunks)
-            return
         self._via_worker = via_worker and self._worker is not None
         template = self._template
         ntp = ntp_now()
@@ -257,47 +301,24 @@ class FastPath:
         assert self._sendto is not None
         self._sendto(self._buf[0:self._len[0]], self._addr)
 
-    def _plan(self, local: NativeSender, data: bytes, ts: int, chunks: list[bytes] | None
-              ) -> None:
-        """The native path: the frame the forwarder began on ``local`` goes out on this
-        slot at its flush; kept per frame (not per packet) for retransmission."""
-        seq = self._seq
-        if chunks is not None:
-            count = len(chunks)
-            pid = self._picture_id
-            self._picture_id = (pid + 1) & 0x7FFF
-            self.octets += len(data) + 4 * count
-        else:
-            count, pid = 1, 0
-            self.octets += len(data)
-        self._seq = (seq + count) & 0xFFFF
-        self.packets += count
-        local.plan(self._local, seq, ts, pid)  # type: ignore[arg-type]
-        self._frames[self._frame_at] = (seq, count, ts, pid, chunks or [data])
-        self._frame_at = (self._frame_at + 1) % _FRAMES
-        sender: Any = self._sender
-        sender._RTCRtpSender__ntp_timestamp = local.ntp
-        sender._RTCRtpSender__rtp_timestamp = ts
-        sender._RTCRtpSender__octet_count = self.octets
-        sender._RTCRtpSender__packet_count = self.packets
-
     def _sent_packet(self, seq: int) -> bytes | None:
         """The RTP packet (unprotected) last sent with ``seq``, if still kept."""
+        local = self._workers.local if self._workers is not None else None
+        if self._local is not None and local is not None:
+            sent = local.sent_packet(self._local, seq)
+            if sent is None:
+                return None
+            i, pid = sent.index, sent.picture_id
+            header = bytearray(self._template)
+            header[1] = self._pt | 0x80 if i == sent.count - 1 else self._pt
+            struct.pack_into("!HI", header, 2, seq, sent.ts)
+            if not sent.video:
+                return bytes(header) + sent.bodies[i]
+            return bytes(header) + bytes((0x90 if i == 0 else 0x80, 0x80, 0x80 | (pid >> 8),
+                                          pid & 0xFF)) + sent.bodies[i]
         raw = self._history[seq % _HISTORY]
         if raw is not None and struct.unpack_from("!H", raw, 2)[0] == seq:
             return raw
-        for frame in self._frames:
-            if frame is None or (seq - frame[0]) & 0xFFFF >= frame[1]:
-                continue
-            first, count, ts, pid, bodies = frame
-            i = (seq - first) & 0xFFFF
-            header = bytearray(self._template)
-            header[1] = self._pt | 0x80 if i == count - 1 else self._pt
-            struct.pack_into("!HI", header, 2, seq, ts)
-            if self.kind != "video":
-                return bytes(header) + bodies[i]
-            return bytes(header) + bytes((0x90 if i == 0 else 0x80, 0x80, 0x80 | (pid >> 8),
-                                          pid & 0xFF)) + bodies[i]
         return None
 
     async def retransmit(self, sequence_number: int) -> None:

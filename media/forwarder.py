@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ from media.vp8 import is_keyframe
 _STEP = {"audio": 960, "video": 3000}
 _TIME_BASES = {48000: fractions.Fraction(1, 48000), 90000: fractions.Fraction(1, 90000)}
 KEYFRAME_REQUEST_INTERVAL_S = 0.5
+# Seconds between checks of the armed native slots (closed connections, sender reports).
+SYNC_INTERVAL_S = 0.25
 
 KeyframeRequest = Callable[[], None]
 
@@ -99,9 +102,14 @@ class SlotTrack(MediaStreamTrack):
             self._request_keyframe()
 
     def push(self, frame: EncodedFrame, chunks: list[bytes] | None = None,
-             via_workers: bool = False) -> None:
+             via_workers: bool = False) -> int | None:
         """Forward ``frame`` (``chunks``: its VP8 cut for the fast path, if made;
-        ``via_workers``: the fast path hands it to its send worker, if it has one)."""
+        ``via_workers``: the fast path hands it to its send worker, if it has one).
+
+        Returns the slot's native number when its fast path is native and now armed:
+        from this frame on, the forwarder's one call per published frame sends on it
+        (see :class:`Forwarder`), and ``push`` is not called for it again until it is
+        disarmed. Otherwise None: the frame was sent, queued or dropped here."""
         fast = self.fast
         if fast is not None and not fast.ready():
             if fast.broken:
@@ -110,27 +118,35 @@ class SlotTrack(MediaStreamTrack):
             else:
                 self.dropped += 1
                 self._need_keyframe = self.kind == "video"
-                return
+                return None
         if self._need_keyframe:
             if not is_keyframe(frame.data):
                 self.dropped += 1
                 # Rate-limited by the forwarder; needed when the connection became ready
                 # long after the slot was assigned.
                 self.request_keyframe()
-                return
+                return None
             self._need_keyframe = False
+        if fast is not None and fast.native is not None:
+            # The stream (timeline, sequence numbers) continues in C.
+            self._rebase = True
+            return fast.arm(frame.rtp_timestamp, _STEP[self.kind])
         if self._rebase:
-            start = 0 if self._last_pts is None else self._last_pts + _STEP[self.kind]
+            last = self._last_pts
+            start = 0 if last is None else (last + _STEP[self.kind]) & 0xFFFFFFFF
             self._offset = start - frame.rtp_timestamp
             self._rebase = False
-        pts = frame.rtp_timestamp + self._offset
-        if self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1
+        # Timestamps are 32-bit and wrap (the publisher's start at random): compare the
+        # way RTP does, modulo 2^32, so a wrap is not taken for a step backwards.
+        pts = (frame.rtp_timestamp + self._offset) & 0xFFFFFFFF
+        last = self._last_pts
+        if last is not None and (pts - last - 1) & 0xFFFFFFFF >= 0x7FFFFFFF:
+            pts = (last + 1) & 0xFFFFFFFF
         if fast is not None:
             fast.send(frame.data, pts, chunks, via_workers)
             self.delivered += 1
             self._last_pts = pts
-            return
+            return None
         packet = OutgoingFrame(
             frame.data, pts,
             _TIME_BASES.get(frame.clock_rate) or fractions.Fraction(1, frame.clock_rate),
@@ -143,9 +159,10 @@ class SlotTrack(MediaStreamTrack):
                 # The frames lost were references for what follows: restart at a key frame.
                 self._need_keyframe = True
                 self.request_keyframe()
-                return
+                return None
         self._queue.put_nowait(packet)
         self._last_pts = pts
+        return None
 
 
 @dataclass
@@ -166,7 +183,13 @@ class Forwarder:
     """Routes publishers' frames to subscribed slots (one forwarder per room).
 
     With ``workers``, fast slots queue their packets to send worker processes, and each
-    published frame is handed over in one message per worker."""
+    published frame is handed over in one message per worker. Where the native send
+    path is loaded (``workers.local``), a slot whose fast path is ready and has passed
+    its key frame is *armed*: its stream lives in C, and a published frame goes to all
+    armed slots in one call, with no Python per subscriber. Every
+    :data:`SYNC_INTERVAL_S` the forwarder checks the armed slots' connections (one that
+    closed is disarmed and goes back to :meth:`SlotTrack.push`) and copies their
+    counters to aiortc's senders for the RTCP sender reports."""
 
     def __init__(self, workers: SendWorkers | None = None, worker_fanout: int = 16) -> None:
         self._workers = workers
@@ -174,9 +197,15 @@ class Forwarder:
         # costs more than it saves in small meetings.
         self._worker_fanout = worker_fanout
         self._slots: dict[str, set[SlotTrack]] = {}
+        # Per publisher: the slots sent from Python (waiting for a key frame, not
+        # native), and the armed native ones (slot number array for C, and by track).
+        self._pending: dict[str, set[SlotTrack]] = {}
+        self._armed: dict[str, array[int]] = {}
+        self._armed_by: dict[SlotTrack, tuple[str, int]] = {}
         self._keyframe: dict[str, KeyframeRequest] = {}
         self._last_request: dict[str, float] = {}
         self._muted: set[str] = set()
+        self._next_sync = 0.0
 
     def set_muted(self, key: str, muted: bool) -> None:
         """Stop (or resume) forwarding publisher ``key``; its recording is not affected."""
@@ -187,11 +216,15 @@ class Forwarder:
 
     def add_publisher(self, key: str, request_keyframe: Callable[[], None]) -> None:
         self._slots.setdefault(key, set())
+        self._pending.setdefault(key, set())
         self._keyframe[key] = request_keyframe
 
     def remove_publisher(self, key: str) -> None:
         for slot in self._slots.pop(key, set()):
+            self._unarm(slot)
             slot.assign(None, None)
+        self._pending.pop(key, None)
+        self._armed.pop(key, None)
         self._keyframe.pop(key, None)
         self._last_request.pop(key, None)
         self._muted.discard(key)
@@ -200,12 +233,50 @@ class Forwarder:
         if slot.source is not None:
             self.unsubscribe(slot)
         self._slots.setdefault(key, set()).add(slot)
+        self._pending.setdefault(key, set()).add(slot)
         slot.assign(key, lambda: self.request_keyframe(key))
 
     def unsubscribe(self, slot: SlotTrack) -> None:
+        self._unarm(slot)
         if slot.source is not None:
             self._slots.get(slot.source, set()).discard(slot)
+            self._pending.get(slot.source, set()).discard(slot)
         slot.assign(None, None)
+
+    def _arm(self, key: str, slot: SlotTrack, number: int) -> None:
+        self._pending.get(key, set()).discard(slot)
+        self._armed.setdefault(key, array("I")).append(number)
+        self._armed_by[slot] = (key, number)
+        assert slot.fast is not None
+        slot.fast.release = lambda: self._unarm(slot)
+
+    def _unarm(self, slot: SlotTrack) -> None:
+        """Take ``slot`` out of the native fan-out (back to :meth:`SlotTrack.push` if it
+        is still subscribed). Must happen before its native number is given back."""
+        armed = self._armed_by.pop(slot, None)
+        if armed is None:
+            return
+        key, number = armed
+        numbers = self._armed.get(key)
+        if numbers is not None and number in numbers:
+            numbers.remove(number)
+        fast = slot.fast
+        if fast is not None:
+            fast.release = None
+            fast.disarm()
+            slot.delivered += fast.sync()
+        if slot in self._slots.get(key, ()):
+            self._pending.setdefault(key, set()).add(slot)
+
+    def sync(self) -> None:
+        """Check the armed slots (see the class doc); also called on a timer by
+        :meth:`publish`."""
+        for slot in list(self._armed_by):
+            fast = slot.fast
+            if fast is None or not fast.ready():
+                self._unarm(slot)
+                continue
+            slot.delivered += fast.sync()
 
     def publish(self, key: str, frame: EncodedFrame) -> None:
         if key in self._muted:
@@ -224,10 +295,22 @@ class Forwarder:
         FORWARDED.frames += fanout
         FORWARDED.packets += fanout * (len(chunks) if chunks else 1)
         FORWARDED.bytes += fanout * len(frame.data)
-        for slot in slots:
-            slot.push(frame, chunks, via_workers)
+        pending = self._pending.get(key)
+        if pending:
+            for slot in list(pending):
+                number = slot.push(frame, chunks, via_workers)
+                if number is not None:
+                    self._arm(key, slot, number)
+        armed = self._armed.get(key)
+        if armed and local is not None:
+            local.forward(armed, frame.rtp_timestamp)
         if self._workers is not None:
             self._workers.flush()
+        if self._armed_by:
+            now = time.monotonic()
+            if now >= self._next_sync:
+                self._next_sync = now + SYNC_INTERVAL_S
+                self.sync()
 
     def request_keyframe(self, key: str) -> None:
         """Ask publisher ``key`` for a key frame, at most every 0.5 s."""

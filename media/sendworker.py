@@ -112,10 +112,7 @@ class SendWorkers:
         self._sizes[worker] += len(packet) + 6
 
     def flush(self) -> None:
-        """Send the frame planned on :attr:`local` and hand every worker what was
-        queued (called once per forwarded frame)."""
-        if self.local is not None:
-            self.local.flush()
+        """Hand every worker what was queued (called once per forwarded frame)."""
         for worker, batch in enumerate(self._batches):
             if batch:
                 self._flush_one(worker)

@@ -51,6 +51,9 @@ async def test_every_path_delivers_every_stream(tmp_path: Path, fast: bool, work
             room = r.app[LIVE]._rooms[sid]
             slots = [slot for member in room.members() for slot in room.assignments(member)]
             assert len(slots) == 4
+            # Native slots' streams live in C: their counters reach Python (and
+            # aiortc's sender reports) at the forwarder's periodic sync.
+            room.forwarder.sync()
             for slot in slots:
                 fast_path = slot.track.fast
                 if not fast:
@@ -60,6 +63,7 @@ async def test_every_path_delivers_every_stream(tmp_path: Path, fast: bool, work
                 # The native path replaces the workers; else a worker process sends, or
                 # the server itself.
                 assert (fast_path._local is not None) == native
+                assert (slot.track in room.forwarder._armed_by) == native
                 assert (fast_path._worker is not None) == (workers > 0 and not native)
                 assert fast_path.packets >= slot.track.delivered > 0
                 # aiortc's sender reports what the fast path sent (RTCP SR counters) and
@@ -79,6 +83,20 @@ async def test_every_path_delivers_every_stream(tmp_path: Path, fast: bool, work
             if pool.local is not None:
                 assert pool.local.sent > 100
                 assert pool.local.lost == 0
+            # One leaves: its slots leave the native fan-out before their numbers are
+            # given back (a reused number must never get another publisher's frames).
+            await close_all(clients[1:])
+            for _ in range(100):
+                if len(room.members()) == 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(room.members()) == 1
+            # Nobody is left to publish to the one who stays: all four slots are idle.
+            assert all(slot.track.source is None for slot in slots)
+            assert not room.forwarder._armed_by
+            assert sum(len(a) for a in room.forwarder._armed.values()) == 0
+            if pool.local is not None:
+                assert len(pool.local._held) == 2  # the one who stays keeps two slots
         finally:
             await close_all(clients)
 

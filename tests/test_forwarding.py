@@ -154,6 +154,21 @@ async def test_slot_starts_at_keyframe_and_keeps_one_timeline() -> None:
     assert fwd.subscribers("a/video-0") == 0 and fwd.subscribers("b/video-0") == 1
 
 
+async def test_a_publishers_timestamp_wrap_is_not_a_step_back() -> None:
+    # RTP timestamps are 32-bit from a random start: at 90 kHz one wraps within 13 h.
+    # Taken as a step back, every later frame went out one tick after the last.
+    fwd = Forwarder()
+    fwd.add_publisher("a/video-0", lambda: None)
+    slot = SlotTrack("video")
+    fwd.subscribe("a/video-0", slot)
+    start = 0xFFFF_FFFF - 4000
+    for i, data in enumerate((KEY, DELTA, DELTA, DELTA)):
+        fwd.publish("a/video-0", _frame(data, (start + 3000 * i) & 0xFFFF_FFFF))
+    fwd.publish("a/video-0", _frame(DELTA, 100))  # from the past: one tick on
+    pts = [(await slot.recv()).pts for _ in range(5)]
+    assert pts == [0, 3000, 6000, 9000, 9001]
+
+
 async def test_slow_subscriber_loses_frames_not_memory() -> None:
     requests: list[str] = []
     fwd = Forwarder()
