@@ -43,7 +43,11 @@ SUPPORTED_CODECS = frozenset(_ENCODERS)
 # A frame's duration for the file's last frame, which has no successor to measure by.
 _LAST_FRAME_S = {"audio": 0.020, "video": 1 / 30}
 _WRAP = 1 << 32
-_POLL_S = 0.02
+# How often a recorder's thread drains its frames. Each wake-up takes the GIL from the
+# event loop (40 recorders at N = 20): at 0.02 s that cost ~8 % more server CPU per
+# forwarded frame than 0.25 s (bench-media, same run). A crash loses the segment being
+# written either way, so waiting longer loses nothing more.
+_POLL_S = 0.25
 _LIVE_MUXING = {"cluster_time_limit": "1000", "flush_packets": "1"}
 
 
