@@ -38,6 +38,7 @@ from aiortc.rtcdtlstransport import State
 from aiortc.rtp import RtpPacket, wrap_rtx
 from pylibsrtp._binding import ffi, lib  # type: ignore[import-not-found]
 
+from media.nativesend import NativeSender
 from media.sendworker import SendWorkers
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ class FastPath:
         self._sendto = self._dgram.sendto
         self._addr = pair.remote_addr
         sender._retransmit = self.retransmit  # type: ignore[method-assign]
-        local = self._workers.local if self._workers is not None else None
+        local = self._native_sender()
         if local is not None:
             slot = local.allocate()
             sock = self._dgram.get_extra_info("socket")
@@ -186,6 +187,9 @@ class FastPath:
         self._ready = True
         return True
 
+    def _native_sender(self) -> NativeSender | None:
+        return self._workers.local if self._workers is not None else None
+
     @property
     def native(self) -> int | None:
         """The slot's number in the native sender (its stream lives in C), if it has one."""
@@ -195,24 +199,24 @@ class FastPath:
         """Native slots: send every frame the forwarder forwards from now on, the first
         (incoming timestamp ``rtp_timestamp``) ``step`` ticks after the last one sent.
         Returns the native slot number, or None (not native: :meth:`send` frames)."""
-        local = self._workers.local if self._workers is not None else None
+        local = self._native_sender()
         if self._local is None or local is None or not local.arm(self._local, rtp_timestamp,
                                                                   step):
             return None
         return self._local
 
     def disarm(self) -> None:
-        """Native slots: stop sending (the stream resumes where it was at :meth:`arm`)."""
-        local = self._workers.local if self._workers is not None else None
+        """Native slots: stop sending (the stream resumes where it was at :meth:`arm`).
+        The caller syncs, so that the frames sent before it are counted once."""
+        local = self._native_sender()
         if self._local is not None and local is not None:
             local.disarm(self._local)
-            self.sync()
 
     def sync(self) -> int:
         """Native slots: bring this path's counters, and those aiortc's sender reports
         (RTCP sender reports, ``getStats``), up to date with what C sent. Returns the
         frames sent since the last sync (0 for a slot that is not native)."""
-        local = self._workers.local if self._workers is not None else None
+        local = self._native_sender()
         if self._local is None or local is None:
             return 0
         state = local.state(self._local)
@@ -303,7 +307,7 @@ class FastPath:
 
     def _sent_packet(self, seq: int) -> bytes | None:
         """The RTP packet (unprotected) last sent with ``seq``, if still kept."""
-        local = self._workers.local if self._workers is not None else None
+        local = self._native_sender()
         if self._local is not None and local is not None:
             sent = local.sent_packet(self._local, seq)
             if sent is None:

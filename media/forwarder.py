@@ -288,9 +288,6 @@ class Forwarder:
         chunks = vp8_chunks(frame.data) if frame.kind == "video" else None
         via_workers = bool(self._workers) and len(slots) >= self._worker_fanout
         local = self._workers.local if self._workers is not None else None
-        if local is not None:
-            local.begin(chunks if chunks is not None else [frame.data],
-                        frame.kind == "video", ntp_now())
         fanout = len(slots)
         FORWARDED.frames += fanout
         FORWARDED.packets += fanout * (len(chunks) if chunks else 1)
@@ -303,6 +300,9 @@ class Forwarder:
                     self._arm(key, slot, number)
         armed = self._armed.get(key)
         if armed and local is not None:
+            # Kept for retransmission only when some slot sends it natively.
+            local.begin(chunks if chunks is not None else [frame.data],
+                        frame.kind == "video", ntp_now())
             local.forward(armed, frame.rtp_timestamp)
         if self._workers is not None:
             self._workers.flush()

@@ -94,6 +94,11 @@ async def test_every_path_delivers_every_stream(tmp_path: Path, fast: bool, work
             # Nobody is left to publish to the one who stays: all four slots are idle.
             assert all(slot.track.source is None for slot in slots)
             assert not room.forwarder._armed_by
+            # Disarmed slots counted every frame C sent on them, once.
+            for slot in slots:
+                fast_path = slot.track.fast
+                if native and fast_path is not None:
+                    assert slot.track.delivered == fast_path._synced_frames > 0
             assert sum(len(a) for a in room.forwarder._armed.values()) == 0
             if pool.local is not None:
                 assert len(pool.local._held) == 2  # the one who stays keeps two slots
