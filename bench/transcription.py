@@ -14,10 +14,12 @@ For each model (``--models``, bundled names for ``transcription.model.resolve_mo
 - **per-track** (what hoidong does): ``Transcriber`` (VAD, word timestamps, beam 5,
   ``condition_on_previous_text=False``, the vocabulary prompt of
   ``transcription.vocabulary.initial_prompt``) on each participant's track, then
-  ``merge_by_time``. ``tiny.en`` is English-only; ``base`` gets ``language=None`` (Whisper
-  detects one language per track from its first 30 s of speech). With
-  ``--session-language vi`` ``base`` also runs with the language imposed, as the server
-  does with a session's language (not by default: it adds minutes).
+  ``merge_by_time``. ``tiny.en`` is English-only; ``base`` runs as the server does in a
+  session of ``--language`` (default: the server's ``default_language``, ``vi``) with
+  ``--other-languages`` (default: the server's ``other_languages``, ``en``): each track
+  in whichever of these Whisper finds likeliest (``--language ""``: Whisper detects
+  any language per track from its first 30 s of speech). With ``--session-language vi``
+  ``base`` also runs with that language imposed on every track.
 - **mixed** (the baseline): faster-whisper's defaults on the mixed track
   (``WhisperModel.transcribe(mixed, beam_size=5, vad_filter=False,
   word_timestamps=False)``, language detected, no speakers), same model, same threads.
@@ -34,7 +36,8 @@ speaker of the turn under the word's middle (a word in no turn is wrong). ``--re
 runs per method, medians (default 1: one run of everything takes minutes).
 
     python -m bench.transcription [--minutes 10] [--models tiny.en,base] [--threads 2]
-        [--session-language ""] [--repeat 1] [--seed 7]
+        [--language vi] [--other-languages en] [--session-language ""]
+        [--decode 5:1:0] [--repeat 1] [--seed 7]
 
 Writes bench/results/transcription.json: {rtf_tiny_en, rtf_base, rtf_baseline_mixed,
 rtf_baseline_mixed_tiny_en, wer_en, cer_vi, wer_en_tiny_en, cer_vi_tiny_en,
@@ -425,34 +428,54 @@ class Decode:
     beam: int = 5
     fallback: bool = False
     batch: int = 0
+    temperatures: tuple[float, ...] = (0.5, 1.0)  # the fallback's, after 0
 
     @classmethod
     def parse(cls, text: str) -> Decode:
-        """``beam:fallback:batch``, e.g. ``5:0:0`` (the server's defaults)."""
-        beam, fallback, batch = (int(x) for x in text.split(":"))
-        return cls(beam, bool(fallback), batch)
+        """``beam:fallback:batch``: fallback ``0`` (off), ``1`` (the server's ladder) or
+        a ladder such as ``0.2/0.4/0.6/0.8/1.0`` (Whisper's own), e.g. ``5:1:0``."""
+        beam, fallback, batch = text.split(":")
+        if fallback in ("0", "1"):
+            return cls(int(beam), fallback == "1", int(batch), _server_ladder())
+        ladder = tuple(float(x) for x in fallback.split("/"))
+        return cls(int(beam), True, int(batch), ladder)
 
     @property
     def label(self) -> str:
-        return (f"beam {self.beam}, {'fallback' if self.fallback else 'no fallback'}, "
+        ladder = "/".join(f"{t:g}" for t in self.temperatures)
+        return (f"beam {self.beam}, "
+                + (f"fallback {ladder}" if self.fallback else "no fallback") + ", "
                 + (f"batch {self.batch}" if self.batch else "sequential"))
+
+    @property
+    def tag(self) -> str:
+        ladder = "_".join(f"{t:g}".replace(".", "") for t in self.temperatures)
+        return f"{self.beam}_{ladder if self.fallback else 0}_{self.batch}"
 
 
 def run_per_track(model: str, folder: Path, fixture: Fixture, threads: int,
-                  language: str | None, repeat: int, decode: Decode = Decode()
-                  ) -> MethodResult:
-    """hoidong: each participant's track alone, VAD and word timestamps, then merged."""
+                  language: str | None, repeat: int, decode: Decode = Decode(),
+                  others: Sequence[str] = ()) -> MethodResult:
+    """hoidong: each participant's track alone, VAD and word timestamps, then merged;
+    ``language`` with ``others``: each track in the likeliest of them, as the server."""
     start = time.perf_counter()
     transcriber = Transcriber(folder, cpu_threads=threads, beam_size=decode.beam,
-                              temperature_fallback=decode.fallback, batch_size=decode.batch)
-    kind = "session" if language is not None and transcriber.multilingual else "per_track"
+                              temperature_fallback=decode.fallback,
+                              fallback_temperatures=decode.temperatures,
+                              batch_size=decode.batch)
+    kind = ("session" if language is not None and not others and transcriber.multilingual
+            else "per_track")
+    shown = "+".join([language, *others]) if language is not None else None
     result = MethodResult(model, kind, f"per-track + VAD ({decode.label})",
-                          language if transcriber.multilingual else "en",
+                          shown if transcriber.multilingual else "en",
                           round(time.perf_counter() - start, 2))
     result.decode = decode
     speakers = {p.id: Speaker(p.id, p.name, p.role) for p in PARTICIPANTS}
     effective = language if transcriber.multilingual else "en"
-    prompt = initial_prompt(None, effective)
+
+    def prompt(code: str | None) -> str | None:
+        return initial_prompt(None, code)
+
     merged: list[SpeakerSegment] = []
     detected: dict[str, Any] = {}
     for _ in range(repeat):
@@ -460,7 +483,8 @@ def run_per_track(model: str, folder: Path, fixture: Fixture, threads: int,
         tracks = []
         for pid, path in fixture.tracks.items():
             one = time.perf_counter()
-            track = transcriber.transcribe_track(path, language=language, prompt=prompt)
+            track = transcriber.transcribe_track(path, language=effective, prompt=prompt,
+                                                 others=others)
             tracks.append((speakers[pid], 0.0, track.segments))
             detected[pid] = {"language": track.language,
                              "probability": round(track.language_probability, 3),
@@ -535,11 +559,29 @@ def _server_decode() -> str:
     return f"{d.whisper_beam_size}:{int(d.whisper_temperature_fallback)}:{d.whisper_batch_size}"
 
 
+def _server_setting(name: str) -> str:
+    from server.settings import Settings
+
+    return str(getattr(Settings(), name))
+
+
+def _server_ladder() -> tuple[float, ...]:
+    from server.settings import Settings
+
+    return Settings().fallback_temperatures
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the meeting")
     ap.add_argument("--models", default="tiny.en,base", help="comma-separated model names")
     ap.add_argument("--threads", type=int, default=2, help="CTranslate2 threads")
+    ap.add_argument("--language", default=_server_setting("default_language"),
+                    help="the session's language for the per-track runs ('': Whisper "
+                         "detects each track's; default: the server's)")
+    ap.add_argument("--other-languages", default=_server_setting("other_languages"),
+                    help="languages a track may be in besides --language (default: the "
+                         "server's)")
     ap.add_argument("--session-language", default="",
                     help="also run multilingual models per track with this language imposed "
                          "(as the server does with a session's language), e.g. vi")
@@ -569,8 +611,10 @@ def main() -> None:
         for step, decode in [*steps, ("mixed", Decode())]:
             t0 = time.perf_counter()
             if step == "per_track":
-                runs.append(run_per_track(model, folder, fixture, args.threads, None,
-                                          args.repeat, decode))
+                others = [c.strip() for c in args.other_languages.split(",") if c.strip()]
+                runs.append(run_per_track(model, folder, fixture, args.threads,
+                                          args.language or None, args.repeat, decode,
+                                          others if args.language else ()))
             elif step == "session":
                 if model.endswith(".en") or not args.session_language:
                     continue
@@ -595,7 +639,7 @@ def main() -> None:
         tag = sfx if r.kind == "per_track" else f"{sfx}_session_{r.language}"
         if r.decode is not None and r.decode != decodes[0]:
             d = r.decode
-            tag += f"_decode_{d.beam}_{int(d.fallback)}_{d.batch}"
+            tag += f"_decode_{d.tag}"
         result[f"rtf{sfx or '_base'}{tag[len(sfx):]}"] = m["rtf"]
         for name in ("wer_en", "cer_vi", "speaker_accuracy", "speaker_accuracy_within_0_5s"):
             result[f"{name}{tag}"] = m[name]
@@ -610,6 +654,7 @@ def main() -> None:
         "threads": args.threads, "repeat": args.repeat, "seed": args.seed,
         "models": models, "session_language": args.session_language or None,
         "decode": [asdict(d) for d in decodes],
+        "language": args.language or None, "other_languages": args.other_languages,
         "window_s": WINDOW_S, "fixture": fixture.folder.name,
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
@@ -629,10 +674,10 @@ def main() -> None:
     print(f"audio: {seconds:.0f} s ({len(fixture.turns)} turns, {speech:.0f} s of speech), "
           f"{args.threads} threads; run took {result['total_run_s']:.0f} s")
     for r in runs:
-        if r.kind != "mixed" and r.language is None:
-            found = ", ".join(f"{pid} {t['language']} ({t['probability']:.2f})"
+        if r.kind == "per_track" and r.model != "tiny.en":
+            found = ", ".join(f"{pid} {t['language']} ({t['wall_s']:.0f} s)"
                               for pid, t in r.detail["tracks"].items())
-            print(f"{r.model} per-track detected: {found}")
+            print(f"{r.model} per-track languages: {found}")
         elif r.kind == "mixed":
             print(f"{r.model} mixed track detected: {r.detail.get('detected_language')} "
                   f"({r.detail.get('probability')})")

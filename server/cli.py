@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "standard output with --format txt)")
     tr.add_argument("file", type=Path, help="any file FFmpeg decodes (WebM, Ogg, WAV, MP4…)")
     tr.add_argument("--language", default=None,
-                    help="spoken language, ISO 639-1 (default: HOIDONG_DEFAULT_LANGUAGE)")
+                    help="spoken language, ISO 639-1, imposed (default: whichever of "
+                         "HOIDONG_DEFAULT_LANGUAGE and HOIDONG_OTHER_LANGUAGES Whisper "
+                         "finds likelier)")
     tr.add_argument("--format", default="txt", choices=["txt", "vtt", "srt", "json"])
     tr.add_argument("--speaker", default=None, help="name to show (default: the file's name)")
     _add_setting_options(tr)
@@ -169,6 +171,7 @@ def _transcribe_file(settings: Settings, args: argparse.Namespace) -> int:
                                   compute_type=settings.whisper_compute_type,
                                   beam_size=settings.whisper_beam_size,
                                   temperature_fallback=settings.whisper_temperature_fallback,
+                                  fallback_temperatures=settings.fallback_temperatures,
                                   batch_size=settings.whisper_batch_size)
     except ModelError as exc:
         print(f"hoidong: {exc}", file=sys.stderr)
@@ -177,8 +180,11 @@ def _transcribe_file(settings: Settings, args: argparse.Namespace) -> int:
         print(f"hoidong: the model does not know the language {language!r}", file=sys.stderr)
         return 2
     try:
-        track = transcriber.transcribe_track(args.file, language=language,
-                                             prompt=initial_prompt(None, language))
+        # A language asked for is imposed; otherwise the track may be in any of the
+        # configured ones, as a participant's track in a session.
+        track = transcriber.transcribe_track(
+            args.file, language=language, prompt=lambda code: initial_prompt(None, code),
+            others=() if args.language else settings.other_language_codes)
     except AudioError as exc:
         print(f"hoidong: {exc}", file=sys.stderr)
         return 1

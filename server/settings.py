@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from storage import ObjectStore
 
 ENV_PREFIX = "HOIDONG_"
+_LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}")
 
 
 class SettingsError(ValueError):
@@ -229,8 +231,14 @@ class Settings:
     whisper_temperature_fallback: bool = _setting(
         True,
         "Decode a window again at rising temperatures when Whisper's result looks wrong "
-        "(its default). Off is several times faster on hard audio but can lose speech: a "
-        "window whose one decode stops early is skipped whole.",
+        "(repetitive or improbable text). Off is several times faster on hard audio but "
+        "keeps a window's first guess however poor it is.",
+    )
+    whisper_fallback_temperatures: str = _setting(
+        "0.5,1.0",
+        "The temperatures of those second decodes, rising, comma-separated, each above 0 "
+        "and at most 1. Whisper's own ladder is 0.2,0.4,0.6,0.8,1.0: on hard audio every "
+        "step is another full decode (measured: docs/benchmarks.md).",
     )
     whisper_batch_size: int = _setting(
         0,
@@ -240,6 +248,13 @@ class Settings:
     )
     default_language: str = _setting(
         "vi", "Spoken language assumed for new sessions (ISO 639-1 code)."
+    )
+    other_languages: str = _setting(
+        "en",
+        "Languages a participant may speak instead of the session's (comma-separated ISO "
+        "639-1 codes): each participant's track is transcribed in whichever of the "
+        "session's language and these Whisper finds most probable on its first 90 s of "
+        "speech. Empty: every track in the session's language.",
     )
     job_queue: str = _setting(
         "sqlite",
@@ -285,6 +300,17 @@ class Settings:
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"{'https' if self.tls_cert else 'http'}://{host}:{self.port}"
+
+    @property
+    def fallback_temperatures(self) -> tuple[float, ...]:
+        """``whisper_fallback_temperatures`` as numbers (checked when the settings load)."""
+        return _temperatures(self.whisper_fallback_temperatures)
+
+    @property
+    def other_language_codes(self) -> tuple[str, ...]:
+        """``other_languages`` as codes, in order, without blanks or repeats."""
+        return tuple(dict.fromkeys(
+            c.strip().lower() for c in self.other_languages.split(",") if c.strip()))
 
     @property
     def resolved_cpu_threads(self) -> int:
@@ -369,12 +395,29 @@ def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
         value = Path(str(raw))
     else:
         value = str(raw)
+    if f.name == "other_languages" and not all(
+            _LANGUAGE_CODE.fullmatch(c.strip()) for c in value.split(",") if c.strip()):
+        raise SettingsError(f"{name}: expected ISO 639-1 codes such as 'en,fr', got {raw!r}")
+    if f.name == "whisper_fallback_temperatures":
+        try:
+            _temperatures(value)
+        except ValueError:
+            raise SettingsError(f"{name}: expected rising numbers above 0 and at most 1 "
+                                f"such as '0.5,1.0', got {raw!r}") from None
     if kind in (int, float) and value < 0:
         raise SettingsError(f"{name}: must not be negative, got {value}")
     choices: tuple[str, ...] = f.metadata.get("choices", ())
     if choices and value not in choices:
         raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def _temperatures(text: str) -> tuple[float, ...]:
+    """``"0.5,1.0"`` as ``(0.5, 1.0)``; ValueError unless each is in (0, 1] and rising."""
+    values = tuple(float(x) for x in text.split(",") if x.strip())
+    if not values or any(not 0 < v <= 1 for v in values) or list(values) != sorted(set(values)):
+        raise ValueError(text)
+    return values
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -91,13 +91,14 @@ class TranscriptionJobs:
             dossier = await s.get(Dossier, session.dossier_id)
         transcriber = await self._get_transcriber()
         language = session.language if transcriber.multilingual else "en"
-        prompt = initial_prompt(dossier.vocabulary if dossier else None, language)
+        prompt = self._prompt(dossier)
         with tempfile.TemporaryDirectory(prefix="hoidong-asr-") as tmp:
             local = Path(tmp) / "segment.webm"
             await self._store.download(seg.object_key, local)
             try:
-                lines = await asyncio.to_thread(transcriber.transcribe, local,
-                                                language=language, prompt=prompt)
+                lines = await asyncio.to_thread(
+                    transcriber.transcribe, local, language=language, prompt=prompt,
+                    others=self._settings.other_language_codes)
                 result: list[Any] | None = [dataclasses.asdict(x) for x in lines]
                 status, error = "done", None
             except (AudioError, ValueError) as exc:
@@ -109,6 +110,13 @@ class TranscriptionJobs:
             job.model, job.language, job.completed_at = (
                 self._settings.whisper_model, language, utcnow())
             await s.commit()
+
+    @staticmethod
+    def _prompt(dossier: Dossier | None) -> Callable[[str | None], str | None]:
+        """Whisper's prompt for a track in a given language: the dossier's vocabulary
+        (or the default accreditation terms; none for English then)."""
+        terms = dossier.vocabulary if dossier else None
+        return lambda language: initial_prompt(terms, language)
 
     async def _incremental(self, rec: Recording, language: str) -> list[Line] | None:
         """The track's lines from its segments' transcripts, if every segment has one
@@ -148,6 +156,7 @@ class TranscriptionJobs:
                     Transcriber, path, cpu_threads=s.resolved_cpu_threads,
                     compute_type=s.whisper_compute_type, beam_size=s.whisper_beam_size,
                     temperature_fallback=s.whisper_temperature_fallback,
+                    fallback_temperatures=s.fallback_temperatures,
                     batch_size=s.whisper_batch_size,
                 )
             return self._transcriber
@@ -260,7 +269,7 @@ class TranscriptionJobs:
             raise TranscriptionError(
                 "transcript.language_unsupported",
                 f"the model does not know the language {language!r}", {"language": language})
-        prompt = initial_prompt(dossier.vocabulary if dossier else None, language)
+        prompt = self._prompt(dossier)
         progress: dict[str, Any] = {"tracks": [
             {"recording": rec.id, "participant": participant.id, "status": "pending"}
             for rec, participant in recordings], "done": 0, "total": len(recordings)}
@@ -291,8 +300,8 @@ class TranscriptionJobs:
                 await self._store.download(rec.object_key, local)
                 try:
                     segments = await asyncio.to_thread(
-                        transcriber.transcribe, local, language=language, prompt=prompt
-                    )
+                        transcriber.transcribe, local, language=language, prompt=prompt,
+                        others=self._settings.other_language_codes)
                 except AudioError as exc:
                     # One unreadable track must not sink the others: it says why, and
                     # the transcript is made from the rest.

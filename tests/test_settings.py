@@ -128,6 +128,13 @@ def test_command_line_option_wins_over_environment(monkeypatch: pytest.MonkeyPat
     ("HOIDONG_SEGMENT_S", "ten", "a number"),
     ("HOIDONG_SEGMENT_S", "nan", "finite"),
     ("HOIDONG_CAMERA_SAMPLE_S", "-3", "negative"),
+    ("HOIDONG_OTHER_LANGUAGES", "english", "ISO 639-1"),
+    ("HOIDONG_OTHER_LANGUAGES", "en;fr", "ISO 639-1"),
+    ("HOIDONG_WHISPER_FALLBACK_TEMPERATURES", "1.0,0.5", "rising"),
+    ("HOIDONG_WHISPER_FALLBACK_TEMPERATURES", "0,0.5", "rising"),
+    ("HOIDONG_WHISPER_FALLBACK_TEMPERATURES", "0.5,2", "rising"),
+    ("HOIDONG_WHISPER_FALLBACK_TEMPERATURES", "", "rising"),
+    ("HOIDONG_WHISPER_FALLBACK_TEMPERATURES", "hot", "rising"),
 ])
 def test_bad_environment_value_names_the_variable(var: str, value: str, words: str) -> None:
     with pytest.raises(SettingsError) as info:
@@ -261,3 +268,12 @@ def test_readme_settings_table_is_current() -> None:
         "the README's settings table is out of date; paste `hoidong settings --markdown` "
         f"between {START} and {END}"
     )
+
+
+def test_language_and_temperature_lists() -> None:
+    s = Settings.load(environ={"HOIDONG_OTHER_LANGUAGES": " EN, fr,en ,",
+                               "HOIDONG_WHISPER_FALLBACK_TEMPERATURES": "0.2, 0.6,1"})
+    assert s.other_language_codes == ("en", "fr")
+    assert s.fallback_temperatures == (0.2, 0.6, 1.0)
+    assert Settings.load(environ={"HOIDONG_OTHER_LANGUAGES": ""}).other_language_codes == ()
+    assert Settings().fallback_temperatures == (0.5, 1.0)

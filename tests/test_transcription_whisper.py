@@ -195,6 +195,35 @@ def test_vietnamese_with_multilingual_base(
     assert (silent.language, silent.segments) == (None, [])
 
 
+def test_track_language_chosen_among_the_meetings(
+    tmp_path_factory: pytest.TempPathFactory, audio_dir: Path, english_wav: Path
+) -> None:
+    """In a Vietnamese session an English speaker's track is transcribed as English
+    when English is one of the other languages, and as Vietnamese when it is not; a
+    Vietnamese speaker's stays Vietnamese; a code the model lacks is ignored."""
+    model = Transcriber(resolve_model("base", tmp_path_factory.mktemp("models")), cpu_threads=2)
+    english = to_opus(english_wav, audio_dir / "en-base.ogg")
+    asked: list[str | None] = []
+
+    def prompt(code: str | None) -> str | None:
+        asked.append(code)
+        return None
+
+    chosen = model.transcribe_track(english, language="vi", prompt=prompt,
+                                    others=("en", "zz"))
+    text = " ".join(s.text for s in chosen.segments).lower()
+    assert chosen.language == "en", text
+    assert "council" in text and "report" in text, text
+    assert asked == ["en"]  # the prompt follows the chosen language
+    imposed = model.transcribe_track(english, language="vi")
+    assert imposed.language == "vi"
+    wav = audio_dir / "vi-choice.wav"
+    speak("vi", VI_SENTENCE, wav, speed=120)
+    vietnamese = model.transcribe_track(to_opus(wav, audio_dir / "vi-choice.ogg"),
+                                        language="vi", others=("en",))
+    assert vietnamese.language == "vi"
+
+
 def test_speech_whisper_doubts_is_kept() -> None:
     """Chromium's fake microphone through Opus, as the server recorded it in a CI run:
     tiny.en at beam 1 scores the window "no speech" 0.62 with a low log-probability, and

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,13 @@ from transcription.model import check_model_folder
 from transcription.speech import snap_to_speech, speech_regions
 from transcription.transcript import TrackTranscript, TranscriptSegment, Word
 
-__all__ = ["Transcriber"]
+__all__ = ["Prompt", "Transcriber"]
+
+#: Whisper's initial prompt: a text, none, or a function of the track's language (used
+#: when the language is chosen per track among candidates).
+Prompt = str | Callable[[str | None], str | None] | None
+#: Seconds of a track's speech its language is judged on (three 30-s windows).
+LANGUAGE_PROBE_S = 90.0
 
 _log = logging.getLogger(__name__)
 
@@ -31,9 +38,11 @@ class Transcriber:
 
     ``cpu_threads`` is the number of threads one transcription may use; ``compute_type``
     is a CTranslate2 quantisation ("int8" is fastest on CPU). ``beam_size`` trades speed
-    for accuracy. ``temperature_fallback``: decode a window again at rising temperatures
-    when the result looks wrong (Whisper's default; up to six decodes of one window, and
-    on hard audio it is most of the time spent); off, one decode at temperature 0.
+    for accuracy. ``temperature_fallback``: decode a window again at each of
+    ``fallback_temperatures`` in turn while the result looks wrong (repetitive or
+    improbable text; each such decode samples ``best_of`` candidates); on hard audio it
+    is most of the time spent, one full decode per step. Whisper's own ladder is
+    0.2–1.0 in steps of 0.2; off, one decode at temperature 0.
     ``batch_size`` > 0 decodes up to that many VAD speech chunks at once (faster-whisper's
     ``BatchedInferencePipeline``: chunks are cut at silences and decoded without the
     previous chunk's text); 0 decodes the speech as one stream, window after window.
@@ -52,6 +61,8 @@ class Transcriber:
         compute_type: str = "int8",
         beam_size: int = 5,
         temperature_fallback: bool = False,
+        fallback_temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0),
+        best_of: int = 5,
         batch_size: int = 0,
     ) -> None:
         if cpu_threads < 1:
@@ -60,6 +71,8 @@ class Transcriber:
             raise ValueError(f"beam_size must be >= 1, got {beam_size}")
         if batch_size < 0:
             raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        if best_of < 1 or any(not 0 < t <= 1 for t in fallback_temperatures):
+            raise ValueError("best_of must be >= 1 and fallback temperatures in (0, 1]")
         check_model_folder(model_path)
         # Imported lazily: the native libraries cost ~1 s and memory, and the export
         # functions of this package must stay usable without them.
@@ -82,7 +95,9 @@ class Transcriber:
         self._path = model_path
         self._beam_size = beam_size
         self._temperature: float | tuple[float, ...] = (
-            (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if temperature_fallback else 0.0)
+            (0.0, *fallback_temperatures) if temperature_fallback and fallback_temperatures
+            else 0.0)
+        self._best_of = best_of
         self._batch_size = batch_size
         self._batched: Any = None
         if batch_size:
@@ -107,20 +122,27 @@ class Transcriber:
         """Language codes the model accepts (``{"en"}`` for English-only models)."""
         return self._languages
 
-    def transcribe(self, audio_path: Path, *, language: str | None,
-                   prompt: str | None = None) -> list[TranscriptSegment]:
+    def transcribe(self, audio_path: Path, *, language: str | None, prompt: Prompt = None,
+                   others: Sequence[str] = ()) -> list[TranscriptSegment]:
         """Transcribe one track; see ``transcribe_track`` (this drops the metadata)."""
-        return self.transcribe_track(audio_path, language=language, prompt=prompt).segments
+        return self.transcribe_track(audio_path, language=language, prompt=prompt,
+                                     others=others).segments
 
     def transcribe_track(self, audio_path: Path, *, language: str | None,
-                         prompt: str | None = None) -> TrackTranscript:
+                         prompt: Prompt = None, others: Sequence[str] = ()) -> TrackTranscript:
         """Transcribe one audio file (anything FFmpeg/PyAV decodes: Ogg/Opus, WebM/Opus,
         WAV, ...; mixed down to mono 16 kHz).
 
         ``language`` is a Whisper code such as ``"vi"``, or ``None`` to detect it from the
         first 30 s. English-only models ignore it and use ``"en"``; the result's
-        ``language`` records what was used. ``prompt`` (the domain vocabulary, see
-        :func:`transcription.vocabulary.initial_prompt`) is Whisper's initial prompt.
+        ``language`` records what was used. ``others``: languages the speaker may use
+        instead of ``language`` (e.g. ``("en",)`` in a Vietnamese session): the track is
+        transcribed in the most probable of ``language`` and these, judged by Whisper on
+        the first :data:`LANGUAGE_PROBE_S` of its speech — a choice among the few a
+        meeting can have, where free detection takes accented or synthetic Vietnamese
+        for Thai or Chinese. Codes the model does not know are ignored. ``prompt`` (the
+        domain vocabulary, see :func:`transcription.vocabulary.initial_prompt`) is
+        Whisper's initial prompt, or a function giving it for the chosen language.
         Times are seconds from the start of the file. Silent or empty audio gives no
         segments, not an error. Blocking.
 
@@ -130,22 +152,30 @@ class Transcriber:
         """
         if language is not None and self._multilingual and language not in self._languages:
             raise ValueError(f"unsupported language {language!r}")
+        for code in others:
+            if code not in self._languages:
+                _log.warning("ignoring language %r: the model does not know it", code)
         effective = language if self._multilingual else "en"
         audio = self._decode(audio_path)
         duration = float(audio.shape[0]) / _SAMPLE_RATE
         if audio.shape[0] == 0:
             return TrackTranscript(effective, 1.0 if effective else 0.0, 0.0, [])
+        regions = speech_regions(audio)
+        candidates = [c for c in dict.fromkeys([effective, *others]) if c in self._languages]
+        if self._multilingual and effective is not None and len(candidates) > 1:
+            effective = self._likeliest(audio, regions, candidates)
 
         options: dict[str, Any] = {
             "language": effective,
             "beam_size": self._beam_size,
             "temperature": self._temperature,
+            "best_of": self._best_of,
             "vad_filter": True,
             "word_timestamps": True,
             # Meetings drift between topics and speakers; conditioning on the previous
             # text makes Whisper loop on hallucinated repetitions after a silence.
             "condition_on_previous_text": False,
-            "initial_prompt": prompt,
+            "initial_prompt": prompt(effective) if callable(prompt) else prompt,
             # Silero VAD has already taken the silences out. Whisper's own guess (skip a
             # window when "no speech" > 0.6 and the text scores low) then mostly drops
             # real speech it hears poorly — a whole window of a participant's words,
@@ -160,7 +190,7 @@ class Transcriber:
         # The iterator does the decoding work lazily; consume it here, in the caller's thread.
         segments = [s for s in map(_segment, segments_iter) if s.text]
         if segments:
-            segments = snap_to_speech(segments, speech_regions(audio))
+            segments = snap_to_speech(segments, regions)
         if effective is None and not segments:
             # Whisper "detects" a language even in pure silence; reporting it would be noise.
             return TrackTranscript(None, 0.0, duration, [])
@@ -170,6 +200,37 @@ class Transcriber:
             duration=duration,
             segments=segments,
         )
+
+    def _likeliest(self, audio: Any, regions: list[tuple[float, float]],
+                   candidates: list[str]) -> str:
+        """The language Whisper finds most probable for the speech in ``regions`` (the
+        first :data:`LANGUAGE_PROBE_S` of it; probabilities summed over its 30-s windows)
+        if it is one of ``candidates``, else the first candidate (the session's): a
+        track Whisper hears as Thai in a Vietnamese session stays Vietnamese. Also the
+        first candidate when there is no speech."""
+        import numpy as np
+        from faster_whisper.audio import pad_or_trim
+
+        pieces, total = [], 0
+        limit = int(LANGUAGE_PROBE_S * _SAMPLE_RATE)
+        for start, end in regions:
+            piece = audio[int(start * _SAMPLE_RATE):int(end * _SAMPLE_RATE)][:limit - total]
+            pieces.append(piece)
+            total += piece.shape[0]
+            if total >= limit:
+                break
+        if not total:
+            return candidates[0]
+        extractor = self._model.feature_extractor
+        features = extractor(np.concatenate(pieces))
+        scores: dict[str, float] = {}
+        for i in range(0, features.shape[-1], extractor.nb_max_frames):
+            encoded = self._model.encode(pad_or_trim(features[..., i:i + extractor.nb_max_frames]))
+            for token, probability in self._model.model.detect_language(encoded)[0]:
+                code = str(token)[2:-2]  # "<|vi|>"
+                scores[code] = scores.get(code, 0.0) + float(probability)
+        likeliest = max(scores, key=lambda c: scores[c], default=candidates[0])
+        return likeliest if likeliest in candidates else candidates[0]
 
     def _decode(self, audio_path: Path) -> Any:
         from av import FFmpegError
