@@ -60,6 +60,7 @@ import time
 import unicodedata
 import wave
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ import numpy as np
 
 from transcription.model import resolve_model
 from transcription.transcriber import Transcriber
-from transcription.transcript import Speaker, SpeakerSegment, merge_by_time
+from transcription.transcript import Speaker, SpeakerSegment, TrackTranscript, merge_by_time
 from transcription.vocabulary import initial_prompt
 
 RESULTS = Path(__file__).parent / "results" / "transcription.json"
@@ -455,18 +456,21 @@ class Decode:
 
 def run_per_track(model: str, folder: Path, fixture: Fixture, threads: int,
                   language: str | None, repeat: int, decode: Decode = Decode(),
-                  others: Sequence[str] = ()) -> MethodResult:
+                  others: Sequence[str] = (), parallel: int = 1) -> MethodResult:
     """hoidong: each participant's track alone, VAD and word timestamps, then merged;
-    ``language`` with ``others``: each track in the likeliest of them, as the server."""
+    ``language`` with ``others``: each track in the likeliest of them, as the server;
+    ``parallel`` tracks at once, sharing the ``threads``."""
     start = time.perf_counter()
-    transcriber = Transcriber(folder, cpu_threads=threads, beam_size=decode.beam,
+    transcriber = Transcriber(folder, cpu_threads=max(1, threads // parallel),
+                              workers=parallel, beam_size=decode.beam,
                               temperature_fallback=decode.fallback,
                               fallback_temperatures=decode.temperatures,
                               batch_size=decode.batch)
     kind = ("session" if language is not None and not others and transcriber.multilingual
             else "per_track")
     shown = "+".join([language, *others]) if language is not None else None
-    result = MethodResult(model, kind, f"per-track + VAD ({decode.label})",
+    label = decode.label + (f", {parallel} tracks at once" if parallel > 1 else "")
+    result = MethodResult(model, kind, f"per-track + VAD ({label})",
                           shown if transcriber.multilingual else "en",
                           round(time.perf_counter() - start, 2))
     result.decode = decode
@@ -480,20 +484,26 @@ def run_per_track(model: str, folder: Path, fixture: Fixture, threads: int,
     detected: dict[str, Any] = {}
     for _ in range(repeat):
         wall, cpu = time.perf_counter(), time.process_time()
+
+        def one(pid: str) -> tuple[str, TrackTranscript, float]:
+            began = time.perf_counter()
+            track = transcriber.transcribe_track(fixture.tracks[pid], language=effective,
+                                                 prompt=prompt, others=others)
+            return pid, track, time.perf_counter() - began
+
         tracks = []
-        for pid, path in fixture.tracks.items():
-            one = time.perf_counter()
-            track = transcriber.transcribe_track(path, language=effective, prompt=prompt,
-                                                 others=others)
-            tracks.append((speakers[pid], 0.0, track.segments))
-            detected[pid] = {"language": track.language,
-                             "probability": round(track.language_probability, 3),
-                             "segments": len(track.segments),
-                             "wall_s": round(time.perf_counter() - one, 2)}
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            for pid, track, took in pool.map(one, list(fixture.tracks)):
+                tracks.append((speakers[pid], 0.0, track.segments))
+                detected[pid] = {"language": track.language,
+                                 "probability": round(track.language_probability, 3),
+                                 "segments": len(track.segments),
+                                 "wall_s": round(took, 2)}
         merged = merge_by_time(tracks)
         result.wall_s.append(time.perf_counter() - wall)
         result.cpu_s.append(time.process_time() - cpu)
-    result.detail = {"tracks": detected, "prompt": prompt, "segments": len(merged)}
+    prompts = {c: prompt(c) for c in dict.fromkeys([effective, *others])}
+    result.detail = {"tracks": detected, "prompt": prompts, "segments": len(merged)}
     result.accuracy = score(fixture.turns, words_of_merged(merged), by_speaker=True)
     return result
 
@@ -582,6 +592,10 @@ def main() -> None:
     ap.add_argument("--other-languages", default=_server_setting("other_languages"),
                     help="languages a track may be in besides --language (default: the "
                          "server's)")
+    ap.add_argument("--parallel", type=int,
+                    default=int(_server_setting("whisper_parallel_tracks")),
+                    help="tracks transcribed at once, sharing --threads (default: the "
+                         "server's)")
     ap.add_argument("--session-language", default="",
                     help="also run multilingual models per track with this language imposed "
                          "(as the server does with a session's language), e.g. vi")
@@ -614,12 +628,13 @@ def main() -> None:
                 others = [c.strip() for c in args.other_languages.split(",") if c.strip()]
                 runs.append(run_per_track(model, folder, fixture, args.threads,
                                           args.language or None, args.repeat, decode,
-                                          others if args.language else ()))
+                                          others if args.language else (), args.parallel))
             elif step == "session":
                 if model.endswith(".en") or not args.session_language:
                     continue
                 runs.append(run_per_track(model, folder, fixture, args.threads,
-                                          args.session_language, args.repeat, decode))
+                                          args.session_language, args.repeat, decode,
+                                          parallel=args.parallel))
             else:
                 runs.append(run_mixed(model, folder, fixture, args.threads, args.repeat))
             r = runs[-1]
@@ -655,6 +670,7 @@ def main() -> None:
         "models": models, "session_language": args.session_language or None,
         "decode": [asdict(d) for d in decodes],
         "language": args.language or None, "other_languages": args.other_languages,
+        "parallel": args.parallel,
         "window_s": WINDOW_S, "fixture": fixture.folder.name,
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],

@@ -227,6 +227,12 @@ class Settings:
         ("int8", "int8_float32", "float32"),
     )
     whisper_cpu_threads: int = _setting(0, "Threads Whisper may use (0: the machine's cores).")
+    whisper_parallel_tracks: int = _setting(
+        2,
+        "Participants' tracks a transcription works on at once, sharing Whisper's threads "
+        "(each gets threads / this, at least one). Two tracks on one thread each keep two "
+        "cores busier than one on two (measured: docs/benchmarks.md).",
+    )
     whisper_beam_size: int = _setting(5, "Beam size for Whisper decoding.")
     whisper_temperature_fallback: bool = _setting(
         True,
@@ -315,6 +321,15 @@ class Settings:
     @property
     def resolved_cpu_threads(self) -> int:
         return self.whisper_cpu_threads or (os.cpu_count() or 1)
+
+    @property
+    def resolved_parallel_tracks(self) -> int:
+        return max(1, self.whisper_parallel_tracks)
+
+    @property
+    def threads_per_track(self) -> int:
+        """Whisper threads for one track when ``resolved_parallel_tracks`` run at once."""
+        return max(1, self.resolved_cpu_threads // self.resolved_parallel_tracks)
 
     @property
     def storage_dir(self) -> Path:

@@ -153,7 +153,8 @@ class TranscriptionJobs:
                 s = self._settings
                 path = await asyncio.to_thread(resolve_model, s.whisper_model, s.model_cache_dir)
                 self._transcriber = await asyncio.to_thread(
-                    Transcriber, path, cpu_threads=s.resolved_cpu_threads,
+                    Transcriber, path, cpu_threads=s.threads_per_track,
+                    workers=s.resolved_parallel_tracks,
                     compute_type=s.whisper_compute_type, beam_size=s.whisper_beam_size,
                     temperature_fallback=s.whisper_temperature_fallback,
                     fallback_temperatures=s.fallback_temperatures,
@@ -277,50 +278,57 @@ class TranscriptionJobs:
         origin = session.started_at or min(
             (r.started_at for r, _ in recordings), default=utcnow()
         )
-        tracks: list[tuple[Speaker, float, Any]] = []
-        speakers: dict[str, Speaker] = {}
-        with tempfile.TemporaryDirectory(prefix="hoidong-asr-") as tmp:
-            for n, (rec, participant) in enumerate(recordings):
-                assert rec.object_key is not None
-                local = Path(tmp) / f"{rec.id}.webm"
-                track = progress["tracks"][n]
-                track["status"] = "running"
+        lines: list[list[Line] | None] = [None] * len(recordings)
+        # Up to `workers` tracks at once (the transcriber's limit), each on its share of
+        # the threads; a failure other than one unreadable track cancels the rest.
+        turns = asyncio.Semaphore(transcriber.workers)
+
+        async def one(n: int, rec: Recording, tmp: Path) -> None:
+            assert rec.object_key is not None
+            track = progress["tracks"][n]
+            async with turns:
+                track["status"], track["started_at"] = "running", utcnow().isoformat()
                 await self._progress(row.id, progress)
                 ready = await self._incremental(rec, language)
                 if ready is not None:  # transcribed segment by segment during the meeting
-                    segments = ready
-                    track.update(status="done", lines=len(segments), incremental=True)
-                    progress["done"] += 1
-                    await self._progress(row.id, progress)
-                    speaker = speakers.setdefault(participant.id, Speaker(
-                        participant.id, public_name(participant), participant.role))
-                    offset = max(0.0, (rec.started_at - origin).total_seconds())
-                    tracks.append((speaker, offset, segments))
-                    continue
-                await self._store.download(rec.object_key, local)
-                try:
-                    segments = await asyncio.to_thread(
-                        transcriber.transcribe, local, language=language, prompt=prompt,
-                        others=self._settings.other_language_codes)
-                except AudioError as exc:
-                    # One unreadable track must not sink the others: it says why, and
-                    # the transcript is made from the rest.
-                    track.update(status="failed", error={"code": exc.code,
-                                                         "params": dict(exc.params or {})})
-                    progress["done"] += 1
-                    await self._progress(row.id, progress)
-                    local.unlink(missing_ok=True)
-                    continue
-                track["status"], track["lines"] = "done", len(segments)
+                    lines[n] = ready
+                    track.update(status="done", lines=len(ready), incremental=True)
+                else:
+                    local = tmp / f"{rec.id}.webm"
+                    await self._store.download(rec.object_key, local)
+                    try:
+                        lines[n] = await asyncio.to_thread(
+                            transcriber.transcribe, local, language=language, prompt=prompt,
+                            others=self._settings.other_language_codes)
+                        track["status"], track["lines"] = "done", len(lines[n] or [])
+                    except AudioError as exc:
+                        # One unreadable track must not sink the others: it says why, and
+                        # the transcript is made from the rest.
+                        track.update(status="failed", error={
+                            "code": exc.code, "params": dict(exc.params or {})})
+                    finally:
+                        local.unlink(missing_ok=True)
+                track["ended_at"] = utcnow().isoformat()
                 progress["done"] += 1
                 await self._progress(row.id, progress)
-                speaker = speakers.setdefault(
-                    participant.id,
-                    Speaker(participant.id, public_name(participant), participant.role),
-                )
-                offset = max(0.0, (rec.started_at - origin).total_seconds())
-                tracks.append((speaker, offset, segments))
-                local.unlink()
+
+        with tempfile.TemporaryDirectory(prefix="hoidong-asr-") as tmp:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for n, (rec, _) in enumerate(recordings):
+                        group.create_task(one(n, rec, Path(tmp)))
+            except BaseExceptionGroup as group_error:
+                # The caller retries or fails the job by the error's own type.
+                raise group_error.exceptions[0] from None
+        tracks: list[tuple[Speaker, float, Any]] = []
+        speakers: dict[str, Speaker] = {}
+        for (rec, participant), segments in zip(recordings, lines, strict=True):
+            if segments is None:
+                continue  # unreadable: named in the progress
+            speaker = speakers.setdefault(participant.id, Speaker(
+                participant.id, public_name(participant), participant.role))
+            offset = max(0.0, (rec.started_at - origin).total_seconds())
+            tracks.append((speaker, offset, segments))
         merged = merge_by_time(tracks)
         model_name = self._settings.whisper_model
         document = to_json(merged, session_id=session_id, language=language, model=model_name,

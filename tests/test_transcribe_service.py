@@ -183,6 +183,58 @@ async def stored_speech(running: Running, sid: str, did: str, pid: str, wav: Pat
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("parallel", [1, 2])
+async def test_tracks_are_transcribed_side_by_side(tmp_path: Path, espeak: str,
+                                                   parallel: int) -> None:
+    """With ``whisper_parallel_tracks`` = 2, two tracks are in Whisper at once (each on
+    one of the two threads; the worker process dates each track's start and end); the
+    transcript is the same as one at a time: both speakers, an unreadable third track
+    named and left out."""
+    from datetime import datetime
+
+    from tests.test_e2e_browser import make_speech
+
+    wav = make_speech(espeak, tmp_path / "speech.wav")
+    async with app_with(tmp_path, transcribe_on_end=True,
+                        whisper_parallel_tracks=parallel) as running:  # tiny.en
+        d = await running.api("POST", "/api/dossiers", {"title": "H", "phase": "appraisal"},
+                              status=201)
+        s = await running.api("POST", f"/api/dossiers/{d['id']}/sessions",
+                              {"kind": "council_meeting", "title": "P"}, status=201)
+        people = [await running.api("POST", f"/api/sessions/{s['id']}/participants",
+                                    {"name": name, "role": "member"}, status=201)
+                  for name in ("Ủy viên Một", "Ủy viên Hai", "Ủy viên Ba")]
+        await running.api("POST", f"/api/sessions/{s['id']}/start")
+        for n, p in enumerate(people[:2]):
+            await stored_speech(running, s["id"], d["id"], p["id"], wav,
+                                tmp_path / f"{n}.webm")
+        key = recording_key(d["id"], s["id"], people[2]["id"], "broken", "webm")
+        obj = await running.app[STORE].put_bytes(key, b"not audio", "audio/webm")
+        async with running.app[DB].session() as db:
+            db.add(Recording(session_id=s["id"], participant_id=people[2]["id"], kind="audio",
+                             codec="opus", container="webm", status="stored",
+                             started_at=utcnow(), ended_at=utcnow(), duration_s=1.0,
+                             frames=50, object_key=key, sha256=obj.sha256, size=obj.size))
+            await db.commit()
+        await running.api("POST", f"/api/sessions/{s['id']}/end")
+        transcript = await settled_transcript(running, s["id"])
+    assert transcript["status"] == "done", transcript
+    assert transcript["error"]["code"] == "audio.unreadable"
+    tracks = transcript["progress"]["tracks"]
+    assert [t["status"] for t in tracks] == ["done", "done", "failed"]
+    spans = [(datetime.fromisoformat(t["started_at"]), datetime.fromisoformat(t["ended_at"]))
+             for t in tracks]
+    at_once = max(sum(1 for a, b in spans if a <= start < b) for start, _ in spans)
+    assert at_once == parallel, spans
+    assert transcript["progress"]["done"] == 3
+    speakers = {seg["speaker"] for seg in transcript["segments"]}
+    assert speakers == {"Ủy viên Một", "Ủy viên Hai"}
+    for name in speakers:
+        said = " ".join(seg["text"] for seg in transcript["segments"] if seg["speaker"] == name)
+        assert "council" in said.lower(), (name, said)
+
+
+@pytest.mark.slow
 async def test_exports_progress_vocabulary_and_rerun(tmp_path: Path, espeak: str) -> None:
     """Two speakers: the transcript's SRT, text and per-speaker exports; progress per
     track; a dossier's own vocabulary; staff run it again (a new transcript)."""

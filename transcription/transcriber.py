@@ -2,8 +2,8 @@
 
 ``Transcriber`` owns a loaded model (hundreds of MB of RAM); create one per process and
 reuse it. Its methods block for seconds to minutes: call them in a worker thread. Calls
-from several threads are safe but run one at a time (``num_workers=1``), which keeps
-memory flat on small machines.
+from several threads are safe; up to ``workers`` of them run at once (CTranslate2's
+``num_workers``), the rest wait.
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ NO_SPEECH_THRESHOLD = 0.9  # faster-whisper's default is 0.6
 class Transcriber:
     """A loaded Whisper model (CTranslate2 format, see ``resolve_model``).
 
-    ``cpu_threads`` is the number of threads one transcription may use; ``compute_type``
+    ``cpu_threads`` is the number of threads one transcription may use, ``workers`` how
+    many transcriptions may run at once (two tracks on one thread each keep two cores
+    busier than one track on two: Whisper's decoding steps are too small to share
+    well); ``compute_type``
     is a CTranslate2 quantisation ("int8" is fastest on CPU). ``beam_size`` trades speed
     for accuracy. ``temperature_fallback``: decode a window again at each of
     ``fallback_temperatures`` in turn while the result looks wrong (repetitive or
@@ -64,6 +67,7 @@ class Transcriber:
         fallback_temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0),
         best_of: int = 5,
         batch_size: int = 0,
+        workers: int = 1,
     ) -> None:
         if cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
@@ -71,6 +75,8 @@ class Transcriber:
             raise ValueError(f"beam_size must be >= 1, got {beam_size}")
         if batch_size < 0:
             raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         if best_of < 1 or any(not 0 < t <= 1 for t in fallback_temperatures):
             raise ValueError("best_of must be >= 1 and fallback temperatures in (0, 1]")
         check_model_folder(model_path)
@@ -84,7 +90,7 @@ class Transcriber:
                 device="cpu",
                 compute_type=compute_type,
                 cpu_threads=cpu_threads,
-                num_workers=1,
+                num_workers=workers,
             )
         except Exception as exc:
             raise ModelError(
@@ -93,6 +99,7 @@ class Transcriber:
                 {"path": str(model_path)},
             ) from exc
         self._path = model_path
+        self._workers = workers
         self._beam_size = beam_size
         self._temperature: float | tuple[float, ...] = (
             (0.0, *fallback_temperatures) if temperature_fallback and fallback_temperatures
@@ -111,6 +118,11 @@ class Transcriber:
     def model_path(self) -> Path:
         """The folder the model was loaded from."""
         return self._path
+
+    @property
+    def workers(self) -> int:
+        """How many calls may run at once (each on ``cpu_threads`` threads); more wait."""
+        return self._workers
 
     @property
     def multilingual(self) -> bool:

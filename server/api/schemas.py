@@ -213,7 +213,7 @@ class TranscriptOut(BaseModel):
     segments: list[TranscriptLine]
     progress: dict[str, Any] | None = Field(
         default=None, description="Per track: {tracks: [{recording, participant, status, "
-        "error}], done, total}.")
+        "error, lines, incremental, started_at, ended_at}], done, total}.")
     exports: dict[str, str] = Field(default_factory=dict,
                                     description="Export format → download URL.")
 
