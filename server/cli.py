@@ -69,9 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "standard output with --format txt)")
     tr.add_argument("file", type=Path, help="any file FFmpeg decodes (WebM, Ogg, WAV, MP4…)")
     tr.add_argument("--language", default=None,
-                    help="spoken language, ISO 639-1, imposed (default: whichever of "
-                         "HOIDONG_DEFAULT_LANGUAGE and HOIDONG_OTHER_LANGUAGES Whisper "
-                         "finds likelier)")
+                    help="spoken language, ISO 639-1, imposed (default: "
+                         "HOIDONG_DEFAULT_LANGUAGE, or one of HOIDONG_OTHER_LANGUAGES when "
+                         "Whisper hears that one)")
     tr.add_argument("--format", default="txt", choices=["txt", "vtt", "srt", "json"])
     tr.add_argument("--speaker", default=None, help="name to show (default: the file's name)")
     _add_setting_options(tr)

@@ -258,9 +258,10 @@ class Settings:
     other_languages: str = _setting(
         "en",
         "Languages a participant may speak instead of the session's (comma-separated ISO "
-        "639-1 codes): each participant's track is transcribed in whichever of the "
-        "session's language and these Whisper finds most probable on its first 90 s of "
-        "speech. Empty: every track in the session's language.",
+        "639-1 codes): a participant's track is transcribed in one of these when it is "
+        "the language Whisper finds likeliest on the track's first 90 s of speech, and in "
+        "the session's otherwise (a guess outside the list, such as Thai for accented "
+        "Vietnamese, keeps the session's). Empty: every track in the session's language.",
     )
     job_queue: str = _setting(
         "sqlite",

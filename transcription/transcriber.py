@@ -149,10 +149,10 @@ class Transcriber:
         first 30 s. English-only models ignore it and use ``"en"``; the result's
         ``language`` records what was used. ``others``: languages the speaker may use
         instead of ``language`` (e.g. ``("en",)`` in a Vietnamese session): the track is
-        transcribed in the most probable of ``language`` and these, judged by Whisper on
-        the first :data:`LANGUAGE_PROBE_S` of its speech — a choice among the few a
-        meeting can have, where free detection takes accented or synthetic Vietnamese
-        for Thai or Chinese. Codes the model does not know are ignored. ``prompt`` (the
+        transcribed in one of these when it is the language Whisper finds likeliest on
+        the first :data:`LANGUAGE_PROBE_S` of its speech, and in ``language`` otherwise —
+        free detection would take accented or synthetic Vietnamese for Thai or Chinese.
+        Codes the model does not know are ignored. ``prompt`` (the
         domain vocabulary, see :func:`transcription.vocabulary.initial_prompt`) is
         Whisper's initial prompt, or a function giving it for the chosen language.
         Times are seconds from the start of the file. Silent or empty audio gives no
