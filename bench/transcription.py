@@ -68,6 +68,7 @@ from typing import Any
 import jiwer
 import numpy as np
 
+from server.settings import Settings
 from transcription.model import resolve_model
 from transcription.transcriber import Transcriber
 from transcription.transcript import Speaker, SpeakerSegment, TrackTranscript, merge_by_time
@@ -422,6 +423,11 @@ class MethodResult:
     decode: Decode | None = None  # per-track methods
 
 
+def _server() -> Settings:
+    """The server's settings as it would run here (its defaults, HOIDONG_* overrides)."""
+    return Settings.load()
+
+
 @dataclass(frozen=True, slots=True)
 class Decode:
     """How Whisper decodes (the server's ``whisper_*`` settings)."""
@@ -429,7 +435,8 @@ class Decode:
     beam: int = 5
     fallback: bool = False
     batch: int = 0
-    temperatures: tuple[float, ...] = (0.5, 1.0)  # the fallback's, after 0
+    temperatures: tuple[float, ...] = field(  # the fallback's, after 0
+        default_factory=lambda: _server().fallback_temperatures)
 
     @classmethod
     def parse(cls, text: str) -> Decode:
@@ -437,7 +444,7 @@ class Decode:
         a ladder such as ``0.2/0.4/0.6/0.8/1.0`` (Whisper's own), e.g. ``5:1:0``."""
         beam, fallback, batch = text.split(":")
         if fallback in ("0", "1"):
-            return cls(int(beam), fallback == "1", int(batch), _server_ladder())
+            return cls(int(beam), fallback == "1", int(batch))
         ladder = tuple(float(x) for x in fallback.split("/"))
         return cls(int(beam), True, int(batch), ladder)
 
@@ -563,22 +570,8 @@ def _met(ok: bool | None) -> str:
 
 def _server_decode() -> str:
     """The server's default decoding as ``beam:fallback:batch``."""
-    from server.settings import Settings
-
-    d = Settings()
+    d = _server()
     return f"{d.whisper_beam_size}:{int(d.whisper_temperature_fallback)}:{d.whisper_batch_size}"
-
-
-def _server_setting(name: str) -> str:
-    from server.settings import Settings
-
-    return str(getattr(Settings(), name))
-
-
-def _server_ladder() -> tuple[float, ...]:
-    from server.settings import Settings
-
-    return Settings().fallback_temperatures
 
 
 def main() -> None:
@@ -586,14 +579,14 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the meeting")
     ap.add_argument("--models", default="tiny.en,base", help="comma-separated model names")
     ap.add_argument("--threads", type=int, default=2, help="CTranslate2 threads")
-    ap.add_argument("--language", default=_server_setting("default_language"),
+    ap.add_argument("--language", default=_server().default_language,
                     help="the session's language for the per-track runs ('': Whisper "
                          "detects each track's; default: the server's)")
-    ap.add_argument("--other-languages", default=_server_setting("other_languages"),
+    ap.add_argument("--other-languages", default=_server().other_languages,
                     help="languages a track may be in besides --language (default: the "
                          "server's)")
     ap.add_argument("--parallel", type=int,
-                    default=int(_server_setting("whisper_parallel_tracks")),
+                    default=_server().whisper_parallel_tracks,
                     help="tracks transcribed at once, sharing --threads (default: the "
                          "server's)")
     ap.add_argument("--session-language", default="",
@@ -625,7 +618,8 @@ def main() -> None:
         for step, decode in [*steps, ("mixed", Decode())]:
             t0 = time.perf_counter()
             if step == "per_track":
-                others = [c.strip() for c in args.other_languages.split(",") if c.strip()]
+                others = Settings.load(other_languages=args.other_languages
+                                       ).other_language_codes
                 runs.append(run_per_track(model, folder, fixture, args.threads,
                                           args.language or None, args.repeat, decode,
                                           others if args.language else (), args.parallel))

@@ -12,7 +12,7 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,8 +28,39 @@ class SettingsError(ValueError):
     """A setting's value could not be parsed; the message names the setting."""
 
 
-def _setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _setting(default: Any, help: str, choices: tuple[str, ...] = (),
+             check: Callable[[Any], object] | None = None) -> Any:
+    """One setting; ``check`` raises ValueError (its message says what was expected)
+    for a value of the right type that is still wrong."""
+    return field(default=default, metadata={"help": help, "choices": choices,
+                                            "check": check})
+
+
+def _temperatures(text: str) -> tuple[float, ...]:
+    """``"0.5,1.0"`` as ``(0.5, 1.0)``; ValueError unless each is in (0, 1] and rising."""
+    expected = "expected rising numbers above 0 and at most 1 such as '0.5,1.0'"
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(expected) from None
+    if not values or any(not 0 < v <= 1 for v in values) or list(values) != sorted(set(values)):
+        raise ValueError(expected)
+    return values
+
+
+def _language_codes(text: str) -> tuple[str, ...]:
+    """``" EN, fr,en"`` as ``("en", "fr")``: in order, no blanks or repeats; ValueError for
+    anything that is not a two- or three-letter code."""
+    codes = [c.strip().lower() for c in text.split(",") if c.strip()]
+    if not all(_LANGUAGE_CODE.fullmatch(c) for c in codes):
+        raise ValueError("expected ISO 639-1 codes such as 'en,fr'")
+    return tuple(dict.fromkeys(codes))
+
+
+def _at_least_one(n: int) -> int:
+    if n < 1:
+        raise ValueError("must be at least 1")
+    return n
 
 
 @dataclass(frozen=True)
@@ -232,6 +263,7 @@ class Settings:
         "Participants' tracks a transcription works on at once, sharing Whisper's threads "
         "(each gets threads / this, at least one). Two tracks on one thread each keep two "
         "cores busier than one on two (measured: docs/benchmarks.md).",
+        check=_at_least_one,
     )
     whisper_beam_size: int = _setting(5, "Beam size for Whisper decoding.")
     whisper_temperature_fallback: bool = _setting(
@@ -245,6 +277,7 @@ class Settings:
         "The temperatures of those second decodes, rising, comma-separated, each above 0 "
         "and at most 1. Whisper's own ladder is 0.2,0.4,0.6,0.8,1.0: on hard audio every "
         "step is another full decode (measured: docs/benchmarks.md).",
+        check=_temperatures,
     )
     whisper_batch_size: int = _setting(
         0,
@@ -262,6 +295,7 @@ class Settings:
         "the language Whisper finds likeliest on the track's first 90 s of speech, and in "
         "the session's otherwise (a guess outside the list, such as Thai for accented "
         "Vietnamese, keeps the session's). Empty: every track in the session's language.",
+        check=_language_codes,
     )
     job_queue: str = _setting(
         "sqlite",
@@ -315,22 +349,17 @@ class Settings:
 
     @property
     def other_language_codes(self) -> tuple[str, ...]:
-        """``other_languages`` as codes, in order, without blanks or repeats."""
-        return tuple(dict.fromkeys(
-            c.strip().lower() for c in self.other_languages.split(",") if c.strip()))
+        """``other_languages`` as codes (checked when the settings load)."""
+        return _language_codes(self.other_languages)
 
     @property
     def resolved_cpu_threads(self) -> int:
         return self.whisper_cpu_threads or (os.cpu_count() or 1)
 
     @property
-    def resolved_parallel_tracks(self) -> int:
-        return max(1, self.whisper_parallel_tracks)
-
-    @property
     def threads_per_track(self) -> int:
-        """Whisper threads for one track when ``resolved_parallel_tracks`` run at once."""
-        return max(1, self.resolved_cpu_threads // self.resolved_parallel_tracks)
+        """Whisper threads for one track when ``whisper_parallel_tracks`` run at once."""
+        return max(1, self.resolved_cpu_threads // self.whisper_parallel_tracks)
 
     @property
     def storage_dir(self) -> Path:
@@ -411,29 +440,18 @@ def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
         value = Path(str(raw))
     else:
         value = str(raw)
-    if f.name == "other_languages" and not all(
-            _LANGUAGE_CODE.fullmatch(c.strip()) for c in value.split(",") if c.strip()):
-        raise SettingsError(f"{name}: expected ISO 639-1 codes such as 'en,fr', got {raw!r}")
-    if f.name == "whisper_fallback_temperatures":
+    check = f.metadata.get("check")
+    if check is not None:
         try:
-            _temperatures(value)
-        except ValueError:
-            raise SettingsError(f"{name}: expected rising numbers above 0 and at most 1 "
-                                f"such as '0.5,1.0', got {raw!r}") from None
+            check(value)
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {exc}, got {raw!r}") from None
     if kind in (int, float) and value < 0:
         raise SettingsError(f"{name}: must not be negative, got {value}")
     choices: tuple[str, ...] = f.metadata.get("choices", ())
     if choices and value not in choices:
         raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
     return value
-
-
-def _temperatures(text: str) -> tuple[float, ...]:
-    """``"0.5,1.0"`` as ``(0.5, 1.0)``; ValueError unless each is in (0, 1] and rising."""
-    values = tuple(float(x) for x in text.split(",") if x.strip())
-    if not values or any(not 0 < v <= 1 for v in values) or list(values) != sorted(set(values)):
-        raise ValueError(text)
-    return values
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ class TranscriptionJobs:
                 path = await asyncio.to_thread(resolve_model, s.whisper_model, s.model_cache_dir)
                 self._transcriber = await asyncio.to_thread(
                     Transcriber, path, cpu_threads=s.threads_per_track,
-                    workers=s.resolved_parallel_tracks,
+                    workers=s.whisper_parallel_tracks,
                     compute_type=s.whisper_compute_type, beam_size=s.whisper_beam_size,
                     temperature_fallback=s.whisper_temperature_fallback,
                     fallback_temperatures=s.fallback_temperatures,
@@ -297,10 +297,11 @@ class TranscriptionJobs:
                     local = tmp / f"{rec.id}.webm"
                     await self._store.download(rec.object_key, local)
                     try:
-                        lines[n] = await asyncio.to_thread(
+                        heard = await asyncio.to_thread(
                             transcriber.transcribe, local, language=language, prompt=prompt,
                             others=self._settings.other_language_codes)
-                        track["status"], track["lines"] = "done", len(lines[n] or [])
+                        lines[n] = heard
+                        track["status"], track["lines"] = "done", len(heard)
                     except AudioError as exc:
                         # One unreadable track must not sink the others: it says why, and
                         # the transcript is made from the rest.

@@ -135,6 +135,7 @@ def test_command_line_option_wins_over_environment(monkeypatch: pytest.MonkeyPat
     ("HOIDONG_WHISPER_FALLBACK_TEMPERATURES", "0.5,2", "rising"),
     ("HOIDONG_WHISPER_FALLBACK_TEMPERATURES", "", "rising"),
     ("HOIDONG_WHISPER_FALLBACK_TEMPERATURES", "hot", "rising"),
+    ("HOIDONG_WHISPER_PARALLEL_TRACKS", "0", "at least 1"),
 ])
 def test_bad_environment_value_names_the_variable(var: str, value: str, words: str) -> None:
     with pytest.raises(SettingsError) as info:
