@@ -27,6 +27,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from media import consent
 from media.camera_monitor import CameraConfig, CameraMonitor, ChangeListener, StillListener
 from media.fastpath import FastPath
 from media.forwarder import SlotTrack
@@ -43,6 +44,9 @@ from media.sendworker import SendWorkers
 from media.tap import SsrcGuard, TapUnavailable, install_level_tap, install_tap
 
 log = logging.getLogger(__name__)
+
+# The server's connections must not be cut for answers that come late (media.consent).
+consent.install()
 
 FrameListener = Callable[[str, EncodedFrame], None]
 LevelListener = Callable[[str, int], None]  # track key, audio level in -dBov
