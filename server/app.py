@@ -28,6 +28,7 @@ from server.composite import CompositeService
 from server.database import Database, migrate
 from server.errors import error_middleware
 from server.live import LiveRegistry
+from server.looplag import LoopLag
 from server.models import StaffRole, User
 from server.security import security_headers
 from server.settings import Settings
@@ -35,6 +36,7 @@ from server.state import (
     COMPOSITE,
     DB,
     LIVE,
+    LOOP_LAG,
     RATE_LIMITS,
     SECRET,
     SETTINGS,
@@ -67,7 +69,7 @@ def create_app(settings: Settings) -> web.Application:
     aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(WEB_DIR / "templates"), autoescape=True,
     )
-    app.cleanup_ctx.extend([_data_dirs, _database, _store, _transcription, _live])
+    app.cleanup_ctx.extend([_loop_lag, _data_dirs, _database, _store, _transcription, _live])
     registry = api_registry()
     openapi = registry.openapi("hoidong", VERSION)
     registry.add_to(app)
@@ -91,6 +93,12 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/ws/join", signalling.join_socket)
     app.router.add_static("/static/", WEB_DIR / "static")
     return app
+
+
+async def _loop_lag(app: web.Application) -> AsyncIterator[None]:
+    async with LoopLag().running() as lag:
+        app[LOOP_LAG] = lag
+        yield
 
 
 async def _data_dirs(app: web.Application) -> AsyncIterator[None]:

@@ -25,10 +25,12 @@ from prometheus_client.core import (
 )
 from sqlalchemy import func, select, text
 
+from media.consent import COUNTS as CONSENT
 from media.forwarder import FORWARDED
 from server.errors import ApiError
+from server.looplag import BUCKETS_S, LoopLag
 from server.models import RecordingSegment, Transcript
-from server.state import DB, LIVE, SETTINGS, STORE
+from server.state import DB, LIVE, LOOP_LAG, SETTINGS, STORE
 
 __all__ = ["healthz", "metrics", "readyz"]
 
@@ -79,6 +81,23 @@ class _Snapshot:
         for kind, count in sorted(v["camera"].items()):
             camera.add_metric([kind.removeprefix("camera.")], count)
         yield camera
+        lag: LoopLag = v["loop_lag"]
+        hist = HistogramMetricFamily(
+            "hoidong_event_loop_lag_seconds",
+            "How late the event loop woke, sampled every tenth of a second since start "
+            "(media, signalling and ICE consent answers wait as long).")
+        hist.add_metric([], [*((f"{b:g}", c) for b, c in zip(BUCKETS_S, lag.counts, strict=True)),
+                             ("+Inf", lag.total)], sum_value=lag.sum_s)
+        yield hist
+        yield GaugeMetricFamily("hoidong_event_loop_lag_max_seconds",
+                                "The longest event loop lag since start.", value=lag.max_s)
+        for name, what, value in (
+                ("checks", "ICE consent checks sent", CONSENT.checks),
+                ("unanswered", "ICE consent checks not answered in time", CONSENT.unanswered),
+                ("expired", "Connections closed because ICE consent expired (30 s "
+                            "without an answer)", CONSENT.expired)):
+            yield CounterMetricFamily(f"hoidong_ice_consent_{name}", f"{what} since start.",
+                                      value=value)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -105,6 +124,7 @@ async def metrics(request: web.Request) -> web.Response:
         "jobs": {"pending": jobs.get("pending", 0), "running": jobs.get("running", 0)},
         "durations": [max(0.0, (b - a).total_seconds()) for a, b in done if a and b],
         "camera": {k: n for k, n in live.camera_rule.events.items() if k.startswith("camera.")},
+        "loop_lag": request.app[LOOP_LAG],
     }))
     return web.Response(body=generate_latest(registry),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -13,6 +13,7 @@ from storage import ObjectStore
 if TYPE_CHECKING:
     from server.composite import CompositeService
     from server.live import LiveRegistry
+    from server.looplag import LoopLag
     from server.ratelimit import Limiter
     from server.transcribe import TranscriptionService
 
@@ -23,5 +24,6 @@ SECRET = web.AppKey("secret", str)
 LIVE: web.AppKey[LiveRegistry] = web.AppKey("live")
 TRANSCRIPTION: web.AppKey[TranscriptionService] = web.AppKey("transcription")
 COMPOSITE: web.AppKey[CompositeService] = web.AppKey("composite")
+LOOP_LAG: web.AppKey[LoopLag] = web.AppKey("loop_lag")
 # Signalling rate limits (server.ratelimit): per client address, per participant link.
 RATE_LIMITS: web.AppKey[tuple[Limiter, Limiter]] = web.AppKey("rate_limits")

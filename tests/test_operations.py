@@ -56,6 +56,12 @@ async def test_health_readiness_and_metrics(tmp_path: Path) -> None:
                 assert now["hoidong_forwarded_bytes_total"] > 10_000
                 assert now["hoidong_transcription_jobs{status=pending}"] == 0
                 assert "hoidong_transcription_job_seconds_count" in now
+                # The loop was sampled ten times a second while the meeting ran.
+                assert now["hoidong_event_loop_lag_seconds_count"] >= 20
+                assert (now["hoidong_event_loop_lag_seconds_bucket{le=+Inf}"]
+                        == now["hoidong_event_loop_lag_seconds_count"])
+                assert 0 <= now["hoidong_event_loop_lag_max_seconds"] < 30
+                assert now["hoidong_ice_consent_expired_total"] == 0
                 server.stop()  # the store goes away
                 await asyncio.sleep(2.5)
                 down = await r.client.get("/readyz")
