@@ -42,6 +42,7 @@ from media.recorder import (
 from media.sdp import SdpError, check_offer
 from media.sendworker import SendWorkers
 from media.tap import SsrcGuard, TapUnavailable, install_level_tap, install_tap
+from media.udpread import read_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ class ParticipantPeer:
             await self.pc.setLocalDescription(answer)
         except Exception:
             raise SdpError("sdp.no_supported_codec") from None
-        self._enlarge_receive_buffers()
+        self._tune_sockets()
         self._guard_sources()
         self._watch_camera()
         local = self.pc.localDescription
@@ -247,8 +248,10 @@ class ParticipantPeer:
         except TapUnavailable:
             log.warning("cannot cap RTP sources on this aiortc version")
 
-    def _enlarge_receive_buffers(self) -> None:
-        """Give this connection's UDP sockets (aioice's, gathered by now) more room."""
+    def _tune_sockets(self) -> None:
+        """Give this connection's UDP sockets (aioice's, gathered by now) more room, and
+        read each in batches (:mod:`media.udpread`: one datagram per loop turn falls
+        behind a participant's media when the loop is busy)."""
         seen: set[int] = set()
         for transceiver in self.pc.getTransceivers():
             try:
@@ -264,6 +267,8 @@ class ParticipantPeer:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
                 except OSError:
                     log.warning("could not enlarge a UDP receive buffer", exc_info=True)
+                if not read_in_batches(protocol.transport):
+                    log.warning("UDP socket left to asyncio's one-datagram reader")
 
     def _level_sink(self, key: str) -> Callable[[int], None]:
         on_level = self._on_level
