@@ -150,6 +150,30 @@ def sample_rss(pid: int) -> tuple[float, dict[str, float]]:
     return round(sum(by.values()), 1), by
 
 
+LAG_BUCKET = "hoidong_event_loop_lag_seconds_bucket"
+
+
+def loop_lag(samples: list[Sample]) -> dict[str, Any]:
+    """The server's event loop lag between the first and last of ``samples`` (from its
+    cumulative histogram): how many of its 0.1-s samples woke more than 0.5 s and 2.5 s
+    late, in %, and the worst lag since the server started."""
+    if len(samples) < 2:
+        return {}
+    a, b = samples[0].metrics, samples[-1].metrics
+    total = b.get("hoidong_event_loop_lag_seconds_count", 0) - a.get(
+        "hoidong_event_loop_lag_seconds_count", 0)
+
+    def over(bound: str) -> float | None:
+        key = f'{LAG_BUCKET}{{le="{bound}"}}'
+        if not total or key not in a or key not in b:
+            return None
+        return round(100 * (total - (b[key] - a[key])) / total, 2)
+
+    return {"samples": int(total), "over_0_5_s_pct": over("0.5"),
+            "over_2_5_s_pct": over("2.5"),
+            "max_s": b.get("hoidong_event_loop_lag_max_seconds")}
+
+
 async def scrape(http: aiohttp.ClientSession, base: str) -> dict[str, float]:
     """The server's /metrics, the lines without labels and the job gauges."""
     out: dict[str, float] = {}
@@ -162,7 +186,8 @@ async def scrape(http: aiohttp.ClientSession, base: str) -> dict[str, float]:
         if line.startswith("#") or " " not in line:
             continue
         name, value = line.rsplit(" ", 1)
-        if name.startswith("hoidong_") and ("{" not in name or "_jobs{" in name):
+        if name.startswith("hoidong_") and ("{" not in name or "_jobs{" in name
+                                            or name.startswith(LAG_BUCKET)):
             try:
                 out[name] = float(value)
             except ValueError:
@@ -581,7 +606,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.sleep(STAGGER_S)
                 spec = {"ws_url": ws_url, "session_id": sid, "window_start": t0,
                         "window_end": end, "every_s": args.count_every,
-                        "count_s": args.count_seconds,
+                        "count_s": args.count_seconds, "nice": args.client_nice,
                         "peers": peers[c * PEERS_PER_CLIENT:(c + 1) * PEERS_PER_CLIENT]}
                 spec_path, out_path = tmp / f"spec{c}.json", tmp / f"out{c}.json"
                 spec_path.write_text(json.dumps(spec))
@@ -616,6 +641,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     samples.append(Sample(round(time.time() - t0, 1), total, by, metrics))
                     print(f"soak t={samples[-1].t:7.0f}s rss={total:7.1f} MiB "
                           f"connected={metrics.get('hoidong_participants_connected')} "
+                          f"lag_max={metrics.get('hoidong_event_loop_lag_max_seconds')} "
+                          f"consent_expired={metrics.get('hoidong_ice_consent_expired_total')} "
                           f"waiting={metrics.get('hoidong_segments_waiting_upload')} "
                           f"hellos={dict(attack.hello_codes)} floods={dict(attack.flood_codes)}",
                           file=sys.stderr, flush=True)
@@ -712,7 +739,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "environment": {k: v for k, v in sorted(os.environ.items())
                         if k.startswith("HOIDONG_")},
         "participants": n, "minutes": args.minutes, "warmup_minutes": args.warmup_minutes,
-        "sample_seconds": args.sample_seconds, "samples": len(samples),
+        "client_nice": args.client_nice, "sample_seconds": args.sample_seconds,
+        "samples": len(samples),
         **{k: v for k, v in mem.items() if not k.startswith("rss_by")},
         "target_growth_pct": TARGET_GROWTH_PCT,
         "lost_segments": sum(lost.values()), "lost_by_cause": dict(lost),
@@ -746,6 +774,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "client_processes_reporting": f"{len(reports)}/{len(clients)}",
         "client_stderr_tails": client_stderr,
         "server_log_errors": server_errors,
+        # How late the server's event loop ran after the warm-up, and the connections
+        # it closed because a peer stopped answering consent checks for 30 s.
+        "event_loop_lag": loop_lag(after_warm),
+        "ice_consent_expired": (samples[-1].metrics.get("hoidong_ice_consent_expired_total")
+                                if samples else None),
         "participants_connected_min": min((c for c in connected if c is not None),
                                           default=None),
         # Frames the server forwarded per second between samples, after the warm-up: the
@@ -860,6 +893,10 @@ def table(r: dict[str, Any]) -> str:
         ("peers' rejoins; fewest connected; processes reporting",
          f"{len(r['client_failures'])}; {r['participants_connected_min']}; "
          f"{r['client_processes_reporting']}"),
+        ("event loop: samples > 0.5 s / > 2.5 s late, worst; consent expired",
+         f"{r['event_loop_lag'].get('over_0_5_s_pct')} % / "
+         f"{r['event_loop_lag'].get('over_2_5_s_pct')} %, "
+         f"{r['event_loop_lag'].get('max_s')} s; {r['ice_consent_expired']}"),
         ("server log: errors / 'database is locked'",
          f"{r['server_log_errors'][' ERROR ']} / {r['server_log_errors']['database is locked']}"),
         ("delivered video / audio (counted s)", f"{r['delivered_pct']} % / "
@@ -878,6 +915,10 @@ def table(r: dict[str, Any]) -> str:
 async def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--participants", type=int, default=20)
+    ap.add_argument("--client-nice", type=int, default=10,
+                    help="niceness of the client processes: the 20 participants' stand-ins "
+                         "share the server's two cores here, while real participants bring "
+                         "their own machines; at 10 they give way to the server")
     ap.add_argument("--minutes", type=float, default=30.0, help="length of the meeting")
     ap.add_argument("--warmup-minutes", type=float, default=5.0,
                     help="memory growth is measured from this far into the meeting")

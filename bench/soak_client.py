@@ -141,6 +141,8 @@ def _watch_peers() -> None:
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     """``media_client.run``, but each peer joins again when cut off or failed."""
     _watch_peers()
+    if spec.get("nice"):
+        os.nice(int(spec["nice"]))
     fixture = media_fixture.load()
     report: dict[str, Any] = {}
     failures: list[dict[str, Any]] = []
