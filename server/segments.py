@@ -58,6 +58,11 @@ def segment_key(owner: TrackOf, seq: int) -> str:
 # and a file copy, each an await on a loop busy with media, and they need not wait for
 # each other (the audit chain takes its head inside each transaction).
 UPLOADERS = 4
+# Closed segments entered at once. Each holds a database connection while it waits for
+# SQLite's single write lock; unbounded, the 20-participant soak's ~4 segments a second
+# held every pooled connection, and joins, leaves, camera events and /metrics waited
+# 30 s for one and failed. The others wait here, holding nothing (the file is spooled).
+ENTERING = 2
 
 
 class SegmentKeeper:
@@ -69,6 +74,9 @@ class SegmentKeeper:
         self._tasks: list[asyncio.Task[None]] = []
         self._keeping: set[asyncio.Task[None]] = set()
         self._assembled: set[tuple[str, str]] = set()  # (connection, track)
+        self._entering = asyncio.Semaphore(ENTERING)
+        self._entering_now = 0
+        self.entering_most = 0  # the most segments entered at once (for the tests)
         self.pending: dict[str, int] = {}  # session id -> segments not yet stored
         # Told of every stored segment (incremental transcription), if set.
         self.on_stored: Callable[[RecordingSegment], Awaitable[None]] | None = None
@@ -92,7 +100,13 @@ class SegmentKeeper:
         delay = 1.0
         while True:
             try:
-                row_id = await self._enter(owner, segment, digest, size)
+                async with self._entering:
+                    self._entering_now += 1
+                    self.entering_most = max(self.entering_most, self._entering_now)
+                    try:
+                        row_id = await self._enter(owner, segment, digest, size)
+                    finally:
+                        self._entering_now -= 1
                 break
             except Exception as exc:
                 if not is_transient(exc):

@@ -115,3 +115,40 @@ async def test_a_locked_database_loses_no_leave_and_no_recording(
         assert all(x["status"] == "stored" for x in recs)
         events = [e for e in await audit(r, sid) if e["kind"] == "participant.left"]
         assert len(events) == 1 and left == {"participant.left": 0}
+
+
+async def test_segments_are_entered_a_few_at_a_time(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Segments closing faster than the database takes them wait without holding a
+    database connection: at most ENTERING are entered at once (each here takes 0.4 s, as
+    behind a busy SQLite write lock), the rest of the server still gets its connections
+    (the audit read below), and every segment is entered and stored in the end."""
+    import asyncio
+
+    from server.segments import ENTERING
+    from server.state import LIVE
+
+    enter = SegmentKeeper._enter
+
+    async def slow_enter(self: SegmentKeeper, *args: Any) -> str:
+        await asyncio.sleep(0.4)
+        return await enter(self, *args)
+
+    monkeypatch.setattr(SegmentKeeper, "_enter", slow_enter)
+    settings = make_settings(tmp_path, segment_s=1.0, transcribe_on_end=False)
+    async for r in start_app(settings):
+        sid = await new_session(r)
+        people = [await invite(r, sid, f"Thành viên {i}", "member") for i in range(3)]
+        clients = [await join_with_media(r, who, sid) for who in people]
+        await asyncio.sleep(4)  # six tracks closing a segment a second each
+        assert await audit(r, sid)  # a reader is not starved of connections meanwhile
+        for client in clients:
+            await client.leave()
+        rows = await until(_all_stored, r, sid, within=60)
+        keeper = r.app[LIVE].segments
+        assert keeper.entering_most == ENTERING, keeper.entering_most
+        for kind in ("audio", "video"):
+            for who in people:
+                seqs = sorted(x["seq"] for x in rows
+                              if x["kind"] == kind and x["participant_id"] == who.id)
+                assert seqs and seqs == list(range(len(seqs))), seqs
