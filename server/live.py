@@ -208,11 +208,17 @@ class LiveRegistry:
             gap = (conn.opened_at - lost.at).total_seconds()
             data = {"connection": conn_id, "previous_connection": lost.connection,
                     "gap_s": round(gap, 3)}
-        async with self._db.session() as s:
-            audit.record(s, event, actor=f"participant:{participant.id}",
-                         dossier_id=dossier_id, session_id=session_id,
-                         participant_id=participant.id, data=data)
-            await s.commit()
+
+        async def record_join() -> None:
+            async with self._db.session() as s:
+                audit.record(s, event, actor=f"participant:{participant.id}",
+                             dossier_id=dossier_id, session_id=session_id,
+                             participant_id=participant.id, data=data)
+                await s.commit()
+
+        # Waited out like a leave: in the 20-participant soak SQLite's write lock was
+        # once not had within its 30 s, and the join failed with the peer half set up.
+        await retry_transient(record_join, f"join of {participant.id}")
         return conn
 
     async def close(self, conn: Connection, reason: str) -> None:

@@ -2,8 +2,9 @@
 not had in time ("database is locked", seen in the soak with twenty participants on two
 cores) is waited out when a closed segment is entered and when a stored one is marked
 (one such error used to end the upload task: no later segment was stored until the next
-start), and when a leave or a camera event is recorded (a failed leave record used to
-end the connection's teardown: its recordings were never stored)."""
+start), and when a join, a leave or a camera event is recorded (a failed leave record
+used to end the connection's teardown: its recordings were never stored; a failed join
+record ended the join with the peer half set up)."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ async def test_retry_transient() -> None:
 
 async def test_a_locked_database_loses_no_leave_and_no_recording(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    left = {"participant.left": 2}
+    left = {"participant.left": 2, "participant.joined": 2}
     record = departures.audit.record
 
     def failing_record(s: Any, kind: str, **kwargs: Any) -> Any:
@@ -113,8 +114,10 @@ async def test_a_locked_database_loses_no_leave_and_no_recording(
         recs = await stored_recordings(r, sid, member.id, 2)
         assert {x["kind"] for x in recs} == {"audio", "video"}
         assert all(x["status"] == "stored" for x in recs)
-        events = [e for e in await audit(r, sid) if e["kind"] == "participant.left"]
-        assert len(events) == 1 and left == {"participant.left": 0}
+        events = await audit(r, sid)
+        for kind in ("participant.joined", "participant.left"):
+            assert len([e for e in events if e["kind"] == kind]) == 1, kind
+        assert left == {"participant.left": 0, "participant.joined": 0}
 
 
 async def test_segments_are_entered_a_few_at_a_time(tmp_path: Path,
