@@ -178,7 +178,7 @@ async def scrape(http: aiohttp.ClientSession, base: str) -> dict[str, float]:
     """The server's /metrics, the lines without labels and the job gauges."""
     out: dict[str, float] = {}
     try:
-        async with http.get(base + "/metrics", timeout=aiohttp.ClientTimeout(total=20)) as r:
+        async with http.get(base + "/metrics", timeout=aiohttp.ClientTimeout(total=60)) as r:
             text = await r.text()
     except (aiohttp.ClientError, TimeoutError):
         return out
