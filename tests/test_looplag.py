@@ -12,7 +12,7 @@ async def test_a_blocked_loop_is_measured() -> None:
     async with LoopLag().running() as lag:
         await asyncio.sleep(0.35)
         quiet = lag.total
-        time.sleep(0.6)  # blocks the loop on purpose
+        time.sleep(0.6)  # noqa: ASYNC251 (blocks the loop on purpose)
         await asyncio.sleep(0.25)
     assert quiet >= 2
     assert 0.5 <= lag.max_s < 5, lag.max_s
