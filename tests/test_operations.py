@@ -9,6 +9,7 @@ from pathlib import Path
 from moto.server import ThreadedMotoServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from media.consent import COUNTS as CONSENT
 from tests.conftest import Running, make_settings, start_app
 from tests.s3server import S3_TEST_CREDENTIALS
 from tests.test_forwarding import close_all, join_with_media
@@ -61,7 +62,9 @@ async def test_health_readiness_and_metrics(tmp_path: Path) -> None:
                 assert (now["hoidong_event_loop_lag_seconds_bucket{le=+Inf}"]
                         == now["hoidong_event_loop_lag_seconds_count"])
                 assert 0 <= now["hoidong_event_loop_lag_max_seconds"] < 30
-                assert now["hoidong_ice_consent_expired_total"] == 0
+                # Process-wide totals (other tests' connections count too).
+                assert now["hoidong_ice_consent_expired_total"] == CONSENT.expired
+                assert now["hoidong_ice_consent_checks_total"] == CONSENT.checks
                 server.stop()  # the store goes away
                 await asyncio.sleep(2.5)
                 down = await r.client.get("/readyz")
