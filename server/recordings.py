@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from media.assemble import Piece, assemble
 from media.recorder import RecordingResult
 from server import audit
-from server.database import Database
+from server.database import Database, retry_transient
 from server.models import Recording, RecordingSegment
 from storage import ObjectStore, StorageError, sha256_file
 from storage.keys import recording_key
@@ -109,20 +109,30 @@ async def keep_recording(
             )
             event, stored = "recording.stored", True
             data.update(key=key, sha256=obj.sha256, size=obj.size)
-    async with db.session() as s:
-        s.add(rec)
-        await s.flush()
-        data["recording_id"] = rec.id
-        audit.record(
-            s,
-            event,
-            actor="system",
-            dossier_id=dossier_id,
-            session_id=session_id,
-            participant_id=participant_id,
-            data=data,
-        )
-        await s.commit()
+    values = {attr.key: getattr(rec, attr.key) for attr in inspect(Recording).column_attrs
+              if getattr(rec, attr.key) is not None}
+
+    async def enter() -> None:
+        row = Recording(**values)  # a fresh row for each try: a failed flush spoils one
+        async with db.session() as s:
+            s.add(row)
+            await s.flush()
+            data["recording_id"] = row.id
+            audit.record(
+                s,
+                event,
+                actor="system",
+                dossier_id=dossier_id,
+                session_id=session_id,
+                participant_id=participant_id,
+                data=data,
+            )
+            await s.commit()
+
+    # Evidence: a track stored but not entered would be found by nobody. In the
+    # 20-participant soak SQLite's write lock was not had within 30 s for five tracks,
+    # and their rows, audit events and the connections' later tracks were lost.
+    await retry_transient(enter, f"recording {result.path.name}")
     if stored:
         # The store confirmed it and the row is committed: the spool copy may go.
         await asyncio.to_thread(_remove_spool_file, result.path)

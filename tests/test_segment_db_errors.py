@@ -2,9 +2,10 @@
 not had in time ("database is locked", seen in the soak with twenty participants on two
 cores) is waited out when a closed segment is entered and when a stored one is marked
 (one such error used to end the upload task: no later segment was stored until the next
-start), and when a join, a leave or a camera event is recorded (a failed leave record
-used to end the connection's teardown: its recordings were never stored; a failed join
-record ended the join with the peer half set up)."""
+start), and when a join, a leave, a camera event or a finished recording is recorded (a
+failed leave record used to end the connection's teardown: its recordings were never
+stored; a failed join record ended the join with the peer half set up; a failed
+recording entry lost the track's row and the connection's other tracks)."""
 
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ async def test_retry_transient() -> None:
 
 async def test_a_locked_database_loses_no_leave_and_no_recording(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    left = {"participant.left": 2, "participant.joined": 2}
+    left = {"participant.left": 2, "participant.joined": 2, "recording.stored": 2}
     record = departures.audit.record
 
     def failing_record(s: Any, kind: str, **kwargs: Any) -> Any:
@@ -117,7 +118,10 @@ async def test_a_locked_database_loses_no_leave_and_no_recording(
         events = await audit(r, sid)
         for kind in ("participant.joined", "participant.left"):
             assert len([e for e in events if e["kind"] == kind]) == 1, kind
-        assert left == {"participant.left": 0, "participant.joined": 0}
+        assert left == {"participant.left": 0, "participant.joined": 0,
+                        "recording.stored": 0}
+        stored = [e for e in events if e["kind"] == "recording.stored"]
+        assert len(stored) == 2, stored  # each track once, no duplicate row
 
 
 async def test_segments_are_entered_a_few_at_a_time(tmp_path: Path,
