@@ -10,7 +10,7 @@ soak showed — has every connection of the room cut at once although every answ
 arrived, and the whole room then joins again, which loads it more.
 
 :func:`install` replaces aioice's check loop with one that sends each check with STUN
-retransmissions (answers count for up to :data:`CHECK_WINDOW_S`), and closes the
+retransmissions (see :data:`CHECK_RETRANSMISSIONS`), and closes the
 connection only when :data:`CONSENT_TIMEOUT_S` have passed since the last answer. A
 peer that is really gone is still let go within about 30–40 s. Browsers do the same on
 their side (Chromium: checks every ~5 s, 30 s without an answer).
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 CONSENT_INTERVAL_S = 5.0  # between checks, randomised 0.8–1.2 times (RFC 7675 5.1)
 CONSENT_TIMEOUT_S = 30.0  # no answer for this long: consent has expired (RFC 7675 5.1)
 CHECK_RETRANSMISSIONS = 3  # sent at 0, 0.5, 1.5 and 3.5 s; an answer counts until 7.5 s
-CHECK_WINDOW_S = 7.5
 
 
 @dataclass

@@ -15,6 +15,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from media.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 PERIOD_S = 0.1
@@ -63,8 +65,4 @@ class LoopLag:
         try:
             yield self
         finally:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(task, name="loop lag")
