@@ -21,7 +21,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from media import nativesend
-from server import auth, metrics, pages, signalling
+from server import allocator, auth, metrics, pages, signalling
 from server.api import archive, documents, evidence, join, minutes, public, reports, staff
 from server.api.framework import ApiRegistry
 from server.composite import CompositeService
@@ -42,6 +42,7 @@ from server.state import (
     SETTINGS,
     STORE,
     TRANSCRIPTION,
+    TRIMMER,
 )
 from server.transcribe import TranscriptionService
 
@@ -69,7 +70,8 @@ def create_app(settings: Settings) -> web.Application:
     aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(WEB_DIR / "templates"), autoescape=True,
     )
-    app.cleanup_ctx.extend([_loop_lag, _data_dirs, _database, _store, _transcription, _live])
+    app.cleanup_ctx.extend([_loop_lag, _allocator, _data_dirs, _database, _store,
+                            _transcription, _live])
     registry = api_registry()
     openapi = registry.openapi("hoidong", VERSION)
     registry.add_to(app)
@@ -98,6 +100,14 @@ def create_app(settings: Settings) -> web.Application:
 async def _loop_lag(app: web.Application) -> AsyncIterator[None]:
     async with LoopLag().running() as lag:
         app[LOOP_LAG] = lag
+        yield
+
+
+async def _allocator(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    allocator.fix_thresholds(s.malloc_mmap_threshold_kb)
+    async with allocator.Trimmer(s.malloc_trim_s).running() as trimmer:
+        app[TRIMMER] = trimmer
         yield
 
 

@@ -27,10 +27,11 @@ from sqlalchemy import func, select, text
 
 from media.consent import COUNTS as CONSENT
 from media.forwarder import FORWARDED
+from server.allocator import Trimmer
 from server.errors import ApiError
 from server.looplag import BUCKETS_S, LoopLag
 from server.models import RecordingSegment, Transcript
-from server.state import DB, LIVE, LOOP_LAG, SETTINGS, STORE
+from server.state import DB, LIVE, LOOP_LAG, SETTINGS, STORE, TRIMMER
 
 __all__ = ["healthz", "metrics", "readyz"]
 
@@ -98,6 +99,16 @@ class _Snapshot:
                             "without an answer)", CONSENT.expired)):
             yield CounterMetricFamily(f"hoidong_ice_consent_{name}", f"{what} since start.",
                                       value=value)
+        trimmer: Trimmer = v["trimmer"]
+        yield CounterMetricFamily("hoidong_malloc_trims", "Times freed memory was given back "
+                                  "to the operating system (malloc_trim) since start.",
+                                  value=trimmer.trims)
+        yield CounterMetricFamily("hoidong_malloc_trim_returned_bytes",
+                                  "Resident memory the trims gave back since start.",
+                                  value=trimmer.returned_bytes)
+        yield GaugeMetricFamily("hoidong_malloc_trim_longest_seconds",
+                                "The longest trim since start (the event loop may wait as "
+                                "long for the allocator).", value=trimmer.longest_s)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -124,7 +135,7 @@ async def metrics(request: web.Request) -> web.Response:
         "jobs": {"pending": jobs.get("pending", 0), "running": jobs.get("running", 0)},
         "durations": [max(0.0, (b - a).total_seconds()) for a, b in done if a and b],
         "camera": {k: n for k, n in live.camera_rule.events.items() if k.startswith("camera.")},
-        "loop_lag": request.app[LOOP_LAG],
+        "loop_lag": request.app[LOOP_LAG], "trimmer": request.app[TRIMMER],
     }))
     return web.Response(body=generate_latest(registry),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})

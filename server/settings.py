@@ -63,6 +63,12 @@ def _at_least_one(n: int) -> int:
     return n
 
 
+def _not_negative(n: float) -> float:
+    if n < 0:
+        raise ValueError("must be 0 or more")
+    return n
+
+
 @dataclass(frozen=True)
 class Settings:
     """The whole configuration of one hoidong process (immutable once built)."""
@@ -145,6 +151,20 @@ class Settings:
         "Subscribers a forwarded frame must have before a send worker takes it; smaller "
         "fan-outs are sent by the server itself, which costs less CPU up to ~15 people "
         "(measured: docs/benchmarks.md) but is capped at one core.",
+    )
+    malloc_trim_s: float = _setting(
+        60.0,
+        "How often, in seconds, the server gives memory it has freed back to the operating "
+        "system (glibc's malloc_trim, in a thread); without it the resident size stays at "
+        "the high-water mark of the busiest minute. 0: never; ignored off glibc.",
+        check=_not_negative,
+    )
+    malloc_mmap_threshold_kb: int = _setting(
+        256,
+        "Blocks at least this large, in KiB, get their own mapping, returned to the "
+        "operating system as soon as they are freed (glibc's M_MMAP_THRESHOLD, fixed "
+        "instead of rising to 32 MiB). 0: glibc's default; ignored off glibc.",
+        check=_not_negative,
     )
     segment_s: float = _setting(
         10.0,

@@ -35,7 +35,7 @@ async def test_health_readiness_and_metrics(tmp_path: Path) -> None:
     settings = make_settings(
         tmp_path, segment_s=1.0, transcribe_on_end=False, storage_backend="minio",
         s3_endpoint=f"{host}:{port}", s3_access_key=access, s3_secret_key=secret,
-        s3_bucket="hoidong-ops", storage_retry_max_s=1.0)
+        s3_bucket="hoidong-ops", storage_retry_max_s=1.0, malloc_trim_s=1.0)
     try:
         async for r in start_app(settings):
             assert (await r.client.get("/healthz")).status == 200
@@ -65,6 +65,10 @@ async def test_health_readiness_and_metrics(tmp_path: Path) -> None:
                 # Process-wide totals (other tests' connections count too).
                 assert now["hoidong_ice_consent_expired_total"] == CONSENT.expired
                 assert now["hoidong_ice_consent_checks_total"] == CONSENT.checks
+                # Freed memory was handed back once a second (glibc here).
+                assert now["hoidong_malloc_trims_total"] >= 1
+                assert now["hoidong_malloc_trim_returned_bytes_total"] >= 0
+                assert 0 < now["hoidong_malloc_trim_longest_seconds"] < 5
                 server.stop()  # the store goes away
                 await asyncio.sleep(2.5)
                 down = await r.client.get("/readyz")
