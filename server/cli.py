@@ -227,7 +227,15 @@ def _serve(settings: Settings) -> int:
     scheme = "https" if context else "http"
     print(f"hoidong: serving on {scheme}://{settings.host}:{settings.port} "
           f"(data in {Path(settings.data_dir).resolve()})", flush=True)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
+    app = create_app(settings)
+
+    async def start_worker(app: web.Application) -> None:
+        # Tests' apps start it when first needed (each would pay a process start).
+        from server.state import LIVE
+        await app[LIVE].start_worker()
+
+    app.on_startup.append(start_worker)
+    web.run_app(app, host=settings.host, port=settings.port, print=None,
                 ssl_context=context)
     return 0
 

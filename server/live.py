@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -91,6 +92,13 @@ class LiveRegistry:
         self._camera_config = CameraConfig(
             settings.camera_sample_s, settings.camera_stale_s, settings.camera_frozen_s,
             faces=faces, still_every_s=settings.presence_still_minutes * 60)
+
+    async def start_worker(self) -> None:
+        """Start the assembling worker process now rather than at the first track to
+        assemble: a served process then holds its memory from the start (the soak's
+        baseline), and the first participant to leave does not wait for an interpreter
+        to start. Returns once the worker answers."""
+        await asyncio.wrap_future(self.worker.submit(os.getpid))
 
     def lock(self, session_id: str) -> asyncio.Lock:
         """Serialises joins with the session's end, so none slips in after it."""

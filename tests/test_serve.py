@@ -24,6 +24,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def children_cmdlines(pid: int) -> list[bytes]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                out.append(Path(f"/proc/{child}/cmdline").read_bytes())
+            except OSError:
+                continue
+    return out
+
+
 @pytest.mark.slow
 def test_serve_starts_migrates_prints_login_and_stops(tmp_path: Path) -> None:
     port = free_port()
@@ -44,6 +55,8 @@ def test_serve_starts_migrates_prints_login_and_stops(tmp_path: Path) -> None:
                 assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
                 time.sleep(0.3)
         assert status == 200
+        # The assembling worker process started with the server, not at the first leave.
+        assert any(b"spawn_main" in cmdline for cmdline in children_cmdlines(proc.pid))
         # The default model (multilingual base) is reassembled and checked at start-up.
         model = tmp_path / "data" / "models" / "whisper-base" / "model.bin"
         while time.monotonic() < deadline and not model.exists():
