@@ -2,7 +2,8 @@
 not had in time ("database is locked", seen in the soak with twenty participants on two
 cores) is waited out when a closed segment is entered and when a stored one is marked
 (one such error used to end the upload task: no later segment was stored until the next
-start), and when a join, a leave, a camera event or a finished recording is recorded (a
+start), and when a join, a leave, a camera event, a camera-rule decision or a finished
+recording is recorded (a
 failed leave record used to end the connection's teardown: its recordings were never
 stored; a failed join record ended the join with the peer half set up; a failed
 recording entry lost the track's row and the connection's other tracks)."""
@@ -16,9 +17,10 @@ from typing import Any
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from server import departures
+from server import camera_rule, departures
 from server.database import retry_transient
 from server.segments import SegmentKeeper
+from server.state import LIVE
 from tests.conftest import make_settings, start_app
 from tests.test_segments import _three_stored_each, check_stored, segments, until
 from tests.test_signalling import (
@@ -159,3 +161,29 @@ async def test_segments_are_entered_a_few_at_a_time(tmp_path: Path,
                 seqs = sorted(x["seq"] for x in rows
                               if x["kind"] == kind and x["participant_id"] == who.id)
                 assert seqs and seqs == list(range(len(seqs))), seqs
+
+
+async def test_a_locked_database_loses_no_camera_rule_decision(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The camera rule's decisions (warnings, breaches, quorum) are taken once: in the
+    soak four rounds' records were lost to "database is locked" before this."""
+    left = {"camera.warning": 2}
+    record = camera_rule.audit.record
+
+    def failing_record(s: Any, kind: str, **kwargs: Any) -> Any:
+        if left.get(kind):
+            left[kind] -= 1
+            raise _locked()
+        return record(s, kind, **kwargs)
+
+    monkeypatch.setattr(camera_rule.audit, "record", failing_record)
+    settings = make_settings(tmp_path, transcribe_on_end=False)
+    async for r in start_app(settings):
+        sid = await new_session(r)
+        session = await r.api("GET", f"/api/sessions/{sid}")
+        rule = r.app[LIVE].camera_rule
+        await rule._audit(sid, session["dossier_id"], None, "camera.warning",
+                          {"reason": "black"})
+        warnings = [e for e in await audit(r, sid) if e["kind"] == "camera.warning"]
+        assert left == {"camera.warning": 0}
+        assert len(warnings) == 1 and warnings[0]["data"] == {"reason": "black"}
