@@ -69,6 +69,12 @@ def _not_negative(n: float) -> float:
     return n
 
 
+def _mmap_threshold_kb(n: int) -> int:
+    if not 0 <= n <= 32 * 1024:  # glibc refuses more than half its 64 MiB heap size
+        raise ValueError("must be 0 to 32768 KiB")
+    return n
+
+
 @dataclass(frozen=True)
 class Settings:
     """The whole configuration of one hoidong process (immutable once built)."""
@@ -164,7 +170,7 @@ class Settings:
         "Blocks at least this large, in KiB, get their own mapping, returned to the "
         "operating system as soon as they are freed (glibc's M_MMAP_THRESHOLD, fixed "
         "instead of rising to 32 MiB). 0: glibc's default; ignored off glibc.",
-        check=_not_negative,
+        check=_mmap_threshold_kb,
     )
     segment_s: float = _setting(
         10.0,

@@ -106,3 +106,7 @@ def test_negative_settings_are_refused() -> None:
     for name in ("malloc_trim_s", "malloc_mmap_threshold_kb"):
         with pytest.raises(SettingsError, match=f"HOIDONG_{name.upper()}"):
             Settings.load({f"HOIDONG_{name.upper()}": "-1"})
+    with pytest.raises(SettingsError, match="HOIDONG_MALLOC_MMAP_THRESHOLD_KB"):
+        Settings.load({"HOIDONG_MALLOC_MMAP_THRESHOLD_KB": "40000"})
+    assert Settings.load({"HOIDONG_MALLOC_MMAP_THRESHOLD_KB": "32768"}) \
+        .malloc_mmap_threshold_kb == 32768

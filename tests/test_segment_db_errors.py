@@ -3,10 +3,10 @@ not had in time ("database is locked", seen in the soak with twenty participants
 cores) is waited out when a closed segment is entered and when a stored one is marked
 (one such error used to end the upload task: no later segment was stored until the next
 start), and when a join, a leave, a camera event, a camera-rule decision or a finished
-recording is recorded (a
-failed leave record used to end the connection's teardown: its recordings were never
-stored; a failed join record ended the join with the peer half set up; a failed
-recording entry lost the track's row and the connection's other tracks)."""
+recording is recorded (a failed leave record used to end the connection's teardown: its
+recordings were never stored; a failed join record ended the join with the peer half set
+up; a failed recording entry lost the track's row and the connection's other tracks; a
+failed camera-rule record lost that decision for good)."""
 
 from __future__ import annotations
 
