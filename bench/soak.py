@@ -53,6 +53,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shlex
 import signal
 import sqlite3
@@ -579,6 +580,26 @@ def write_result(result: dict[str, Any]) -> None:
     RESULTS.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
+def log_error_kinds(path: Path, most: int = 20) -> dict[str, int]:
+    """The server log's ERROR lines counted by logger and message (the time and the
+    hexadecimal ids taken out), each with the exception its traceback ended with."""
+    kinds: Counter[str] = Counter()
+    pending: str | None = None
+    with path.open(errors="replace") as f:
+        for line in f:
+            if " ERROR " in line:
+                if pending is not None:
+                    kinds[pending] += 1
+                message = line.split(" ERROR ", 1)[1].strip()
+                pending = re.sub(r"\b[0-9a-f]{12,32}\b", "…", message)
+            elif pending is not None and re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b", line):
+                kinds[f"{pending} ← {line.strip()[:160]}"] += 1
+                pending = None
+    if pending is not None:
+        kinds[pending] += 1
+    return dict(kinds.most_common(most))
+
+
 def count_log(path: Path, needle: str) -> int:
     with path.open("rb") as f:
         return sum(1 for line in f if needle.encode() in line)
@@ -750,6 +771,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         server_errors = {what: count_log(server_log, what) for what in (
             " ERROR ", "Traceback", "Task exception was never retrieved",
             "database is locked")}
+        error_kinds = await asyncio.to_thread(log_error_kinds, server_log)
         if os.environ.get("BENCH_CLIENT_LOG"):  # the clients' whole stderr
             for c in range(len(clients)):
                 await asyncio.to_thread(_append, Path(os.environ["BENCH_CLIENT_LOG"]),
@@ -808,6 +830,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "client_processes_reporting": f"{len(reports)}/{len(clients)}",
         "client_stderr_tails": client_stderr,
         "server_log_errors": server_errors,
+        # What they were: the log is deleted with the run's directory.
+        "server_log_error_kinds": error_kinds,
         # How late the server's event loop ran after the warm-up, and the connections
         # it closed because a peer stopped answering consent checks for 30 s.
         "event_loop_lag": loop_lag(after_warm),
