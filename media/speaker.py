@@ -28,13 +28,18 @@ class ActiveSpeaker:
     the speaker; ``silence_s`` how long nobody must speak before there is no speaker
     (pauses between words keep the speaker); ``smoothing`` the weight of each new
     packet's level (packets come every 20 ms); a member whose packets stopped for
-    ``stale_s`` does not count.
+    ``stale_s`` does not count. Someone about to become (or being) the speaker keeps
+    that place while still speaking unless another is louder by ``margin_db``: without
+    it, two people talking at about the same level (or two microphones playing the same
+    recording) took turns at being the loudest every few packets, neither lasted the
+    hold, and nobody was ever named.
     """
 
     def __init__(self, *, threshold: float = 60.0, hold_s: float = 0.5,
                  silence_s: float = 1.5, smoothing: float = 0.15,
-                 stale_s: float = 1.0) -> None:
+                 stale_s: float = 1.0, margin_db: float = 3.0) -> None:
         self.threshold = threshold
+        self.margin_db = margin_db
         self.hold_s = hold_s
         self.silence_s = silence_s
         self.smoothing = smoothing
@@ -73,9 +78,21 @@ class ActiveSpeaker:
                 best, best_level = member, state.smoothed
         return best
 
+    def _speaking(self, member: str, now: float) -> _Level | None:
+        state = self._levels.get(member)
+        if (state is None or member in self._excluded or now - state.last_at > self.stale_s
+                or state.smoothed >= self.threshold):
+            return None
+        return state
+
     def update(self, now: float) -> bool:
         """Re-decide the speaker at ``now``; True if :attr:`current` changed."""
         loudest = self.loudest(now)
+        if loudest is not None and self._candidate not in (None, loudest):
+            held = self._speaking(self._candidate, now)
+            if held is not None and (
+                    held.smoothed - self._levels[loudest].smoothed < self.margin_db):
+                loudest = self._candidate  # not louder by the margin: the place is kept
         if loudest != self._candidate:
             self._candidate, self._candidate_since = loudest, now
         hold = self.hold_s if self._candidate is not None else self.silence_s

@@ -42,6 +42,22 @@ def test_the_loudest_speaker_after_a_hold() -> None:
     assert [who for _, who in changes] == [None]
 
 
+def test_two_speakers_at_about_the_same_level_still_name_one() -> None:
+    """Two microphones playing the same recording: the loudest by a decibel changes
+    every 100 ms. One of them is named after the hold and stays; someone louder by the
+    margin still takes over."""
+    s = ActiveSpeaker()
+    changes: list[tuple[float, str | None]] = []
+    for step in range(30):  # 3 s
+        a, b = (20, 21) if step % 2 else (21, 20)
+        changes += feed(s, {"a": a, "b": b}, step * 0.1, 0.1)
+    assert len(changes) == 1 and changes[0][1] in ("a", "b")
+    named = changes[0][1]
+    other = "b" if named == "a" else "a"
+    changes = feed(s, {named: 30, other: 15}, 3.0, 2)
+    assert [who for _, who in changes] == [other]
+
+
 def test_quiet_rooms_muted_and_gone_members() -> None:
     s = ActiveSpeaker()
     # Background noise below the threshold is nobody speaking.
