@@ -1,7 +1,8 @@
 """The application factory: ``create_app(settings)``.
 
-Resources are opened and closed in ``cleanup_ctx`` in dependency order: directories
-and the signing secret, the database (migrated), the object store, the transcription
+Resources are opened and closed in ``cleanup_ctx`` in dependency order: the event
+loop's lag sampler and the allocator's trimmer (``server.allocator``), directories and
+the signing secret, the database (migrated), the object store, the transcription
 service and finally the live-session registry, which is closed first on shutdown so
 every recording is finished and stored while the store and database are still open.
 """
