@@ -71,14 +71,15 @@ class ActiveSpeaker:
     def loudest(self, now: float) -> str | None:
         """The member speaking loudest right now (no hold), if anyone is speaking."""
         best, best_level = None, self.threshold
-        for member, state in self._levels.items():
-            if member in self._excluded or now - state.last_at > self.stale_s:
-                continue
-            if state.smoothed < best_level:
+        for member in self._levels:
+            state = self._speaking(member, now)
+            if state is not None and state.smoothed < best_level:
                 best, best_level = member, state.smoothed
         return best
 
     def _speaking(self, member: str, now: float) -> _Level | None:
+        """``member``'s level if it counts as speaking at ``now`` (heard, fresh, above
+        the threshold); None otherwise."""
         state = self._levels.get(member)
         if (state is None or member in self._excluded or now - state.last_at > self.stale_s
                 or state.smoothed >= self.threshold):

@@ -1,7 +1,8 @@
 """Audit events: what happened, when (server UTC) and who did it — hash-chained.
 
 :func:`record` adds the event to the caller's database session, so it commits (or
-rolls back) together with the change it describes. The table is append-only (database
+rolls back) together with the change it describes; :func:`record_alone` commits one event
+on its own, retrying while the database is busy. The table is append-only (database
 triggers refuse UPDATE and DELETE).
 
 Each event is put in its chain (:func:`storage.chain.chain_name`: the session's, the
@@ -24,7 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from server.database import Database
+from server.database import Database, retry_transient
 from server.models import AuditChain, AuditEvent, utcnow
 from storage.canonical import normalised
 from storage.chain import GENESIS, ChainCheck, chain_name, event_hash, format_time, verify_chain
@@ -50,6 +51,30 @@ def record(
     event._chain_order = next(_order)  # type: ignore[attr-defined]
     s.add(event)
     return event
+
+
+async def record_alone(
+    db: Database,
+    kind: str,
+    *,
+    actor: str = "system",
+    dossier_id: str | None = None,
+    session_id: str | None = None,
+    participant_id: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Record one event in a transaction of its own, waiting out a busy or briefly
+    unreachable database (:func:`server.database.retry_transient`): for an event about
+    something already done (a leave, a camera change, a camera-rule decision), which no
+    later attempt would record if this one were lost to a lock."""
+
+    async def write() -> None:
+        async with db.session() as s:
+            record(s, kind, actor=actor, dossier_id=dossier_id, session_id=session_id,
+                   participant_id=participant_id, data=data)
+            await s.commit()
+
+    await retry_transient(write, kind)
 
 
 def hashed_fields(ev: AuditEvent) -> dict[str, Any]:

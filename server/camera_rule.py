@@ -25,7 +25,7 @@ from sqlalchemy import select
 from media.tasks import cancel_and_wait
 from server import audit
 from server.compliance import BackOn, Compliance, Decision, NonCompliant, QuorumChanged, Warned
-from server.database import Database, retry_transient
+from server.database import Database
 from server.models import AuditEvent, MeetingSession, Participant, public_name
 from server.session_policy import session_policy
 
@@ -240,12 +240,7 @@ class CameraRule:
         assert kind in AUDIT_KINDS, kind
         self.events[kind] = self.events.get(kind, 0) + 1  # for the operator's metrics
 
-        async def write() -> None:
-            async with self._db.session() as s:
-                audit.record(s, kind, actor=actor, dossier_id=dossier_id,
-                             session_id=session_id, participant_id=pid, data=data)
-                await s.commit()
-
         # Evidence: the decision is taken once (the tick has moved on), so its record
         # waits out a busy database rather than being lost with this round.
-        await retry_transient(write, kind)
+        await audit.record_alone(self._db, kind, actor=actor, dossier_id=dossier_id,
+                                 session_id=session_id, participant_id=pid, data=data)

@@ -211,6 +211,7 @@ def _serve(settings: Settings) -> int:
     from aiohttp import web
 
     from server.app import create_app
+    from server.state import LIVE
 
     context = None
     if settings.tls_cert or settings.tls_key:
@@ -231,7 +232,6 @@ def _serve(settings: Settings) -> int:
 
     async def start_worker(app: web.Application) -> None:
         # Tests' apps start it when first needed (each would pay a process start).
-        from server.state import LIVE
         await app[LIVE].start_worker()
 
     app.on_startup.append(start_worker)

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from server import audit
-from server.database import Database, retry_transient
+from server.database import Database
 from server.models import utcnow
 
 # Not the participant's choice: they may come back, and the record then shows a gap.
@@ -58,17 +58,12 @@ class Departures:
         self._lost[key] = lost
         if reason != "replaced":  # a replacing connection is being opened right now
             lost.timer = asyncio.get_running_loop().create_task(self._expire(key, lost))
-        async def write() -> None:
-            async with self._db.session() as s:
-                audit.record(s, "participant.connection_lost",
-                             actor=f"participant:{participant_id}", dossier_id=dossier_id,
-                             session_id=session_id, participant_id=participant_id,
-                             data={"connection": connection_id, "reason": reason})
-                await s.commit()
-
         # A busy database must not end the connection's teardown here (its recordings
         # are stored after this): the record waits for the database instead.
-        await retry_transient(write, "participant.connection_lost")
+        await audit.record_alone(self._db, "participant.connection_lost",
+                                 actor=f"participant:{participant_id}", dossier_id=dossier_id,
+                                 session_id=session_id, participant_id=participant_id,
+                                 data={"connection": connection_id, "reason": reason})
 
     async def _expire(self, key: tuple[str, str], lost: Lost) -> None:
         await asyncio.sleep(self._grace_s)
@@ -86,14 +81,9 @@ class Departures:
 
     async def _left(self, session_id: str, dossier_id: str, pid: str,
                     data: dict[str, Any]) -> None:
-        async def write() -> None:
-            async with self._db.session() as s:
-                audit.record(s, "participant.left", actor=f"participant:{pid}",
-                             dossier_id=dossier_id, session_id=session_id, participant_id=pid,
-                             data=data)
-                await s.commit()
-
-        await retry_transient(write, "participant.left")
+        await audit.record_alone(self._db, "participant.left", actor=f"participant:{pid}",
+                                 dossier_id=dossier_id, session_id=session_id,
+                                 participant_id=pid, data=data)
 
     async def settle(self, session_id: str | None) -> None:
         """Stop waiting for the lost participants of ``session_id`` (None: all)."""

@@ -340,15 +340,11 @@ class LiveRegistry:
         event = "camera.on" if on else "camera.off"
         when = datetime.fromtimestamp(at, UTC)
 
-        async def write() -> None:
-            async with self._db.session() as s:
-                audit.record(s, event, actor="system", dossier_id=conn.dossier_id,
-                             session_id=conn.session_id, participant_id=conn.participant.id,
-                             data={"reason": None if reason is None else reason.value,
-                                   "server_time": when.isoformat(), "connection": conn.id})
-                await s.commit()
-
-        await retry_transient(write, event)  # evidence: not lost to a busy database
+        await audit.record_alone(  # evidence: not lost to a busy database
+            self._db, event, dossier_id=conn.dossier_id, session_id=conn.session_id,
+            participant_id=conn.participant.id,
+            data={"reason": None if reason is None else reason.value,
+                  "server_time": when.isoformat(), "connection": conn.id})
         message = {"type": "camera", "participant_id": conn.participant.id, "on": on,
                    "reason": None if reason is None else reason.value}
         await _send([c for c in self.connections(conn.session_id) if c.host or c is conn],

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from server import camera_rule, departures
+from server import audit as audit_module
 from server.database import retry_transient
 from server.segments import SegmentKeeper
 from server.state import LIVE
@@ -35,6 +35,20 @@ from tests.test_signalling import (
 def _locked() -> sa_exc.OperationalError:
     return sa_exc.OperationalError("INSERT ...", {}, sqlite3.OperationalError(
         "database is locked"))
+
+
+def lock_records(monkeypatch: pytest.MonkeyPatch, left: dict[str, int]) -> None:
+    """Recording an audit event of a kind in ``left`` fails as a locked SQLite does,
+    ``left[kind]`` times (counted down)."""
+    record = audit_module.record
+
+    def failing_record(s: Any, kind: str, **kwargs: Any) -> Any:
+        if left.get(kind):
+            left[kind] -= 1
+            raise _locked()
+        return record(s, kind, **kwargs)
+
+    monkeypatch.setattr(audit_module, "record", failing_record)
 
 
 async def test_a_locked_database_loses_no_segment(tmp_path: Path,
@@ -98,15 +112,7 @@ async def test_retry_transient() -> None:
 async def test_a_locked_database_loses_no_leave_and_no_recording(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     left = {"participant.left": 2, "participant.joined": 2, "recording.stored": 2}
-    record = departures.audit.record
-
-    def failing_record(s: Any, kind: str, **kwargs: Any) -> Any:
-        if left.get(kind):
-            left[kind] -= 1
-            raise _locked()
-        return record(s, kind, **kwargs)
-
-    monkeypatch.setattr(departures.audit, "record", failing_record)
+    lock_records(monkeypatch, left)
     settings = make_settings(tmp_path, segment_s=1.0, transcribe_on_end=False)
     async for r in start_app(settings):
         sid = await new_session(r)
@@ -168,15 +174,7 @@ async def test_a_locked_database_loses_no_camera_rule_decision(
     """The camera rule's decisions (warnings, breaches, quorum) are taken once: in the
     soak four rounds' records were lost to "database is locked" before this."""
     left = {"camera.warning": 2}
-    record = camera_rule.audit.record
-
-    def failing_record(s: Any, kind: str, **kwargs: Any) -> Any:
-        if left.get(kind):
-            left[kind] -= 1
-            raise _locked()
-        return record(s, kind, **kwargs)
-
-    monkeypatch.setattr(camera_rule.audit, "record", failing_record)
+    lock_records(monkeypatch, left)
     settings = make_settings(tmp_path, transcribe_on_end=False)
     async for r in start_app(settings):
         sid = await new_session(r)
